@@ -1,0 +1,85 @@
+"""Argument checks shared by the front ends: clear errors before any kernel runs."""
+
+import numpy as np
+
+LOGIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_array(be, name, a):
+    try:
+        return be.asarray(a)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} cannot be read as an array: {err}") from None
+
+
+def logits(be, name, a):
+    """``a`` as an array of float32 or float64 (the dtypes of the results)."""
+    a = as_array(be, name, a)
+    if a.dtype not in LOGIT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
+    return a
+
+
+def real(be, name, a, shape=None, dtype=np.float64):
+    """``a`` as an array of bool, integer or float values, of ``shape`` if given.
+
+    Kernels convert each element to the logits' dtype as they read it.  Numba
+    has no float16, so a float16 array is converted to ``dtype`` here (a copy).
+    """
+    if a is None:
+        raise ValueError(f"{name} must be an array, got None")
+    a = as_array(be, name, a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be a real (bool, integer or float) array, got dtype {a.dtype}"
+        )
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    return a.astype(dtype) if a.dtype == np.float16 else a
+
+
+def flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def out(name, buf, shape, dtype, inputs, elementwise=False):
+    """Check a caller's output buffer before anything is written to it.
+
+    ``inputs`` maps argument names to the arrays the call reads.  A buffer that
+    overlaps one of them is refused, except (``elementwise``) the very same view
+    of an input of the result's dtype: each element is read before it is written.
+    """
+    if buf is None:
+        return None
+    if not isinstance(buf, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(buf).__name__}")
+    if buf.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {buf.shape}")
+    if buf.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {buf.dtype}")
+    if not buf.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for key, a in inputs.items():
+        if not isinstance(a, np.ndarray) or not _overlap(buf, a):
+            continue
+        if not (elementwise and _same_view(buf, a)):
+            raise ValueError(f"{name} overlaps the input {key!r}: pass a separate buffer")
+    return buf
+
+
+def _overlap(a, b):
+    try:
+        return np.shares_memory(a, b, max_work=10**6)
+    except np.exceptions.TooHardError:
+        return True
+
+
+def _same_view(a, b):
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )

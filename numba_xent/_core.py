@@ -1,0 +1,113 @@
+"""The one fused core every front end maps onto.
+
+:func:`evaluate` takes checked arrays, flattens them to ``(rows, n)`` views
+(rows = every axis but the last) and runs one backend kernel that reads each
+input once and writes whichever of these the caller passed:
+
+* ``rows_out`` (shape ``lead``):   ``loss_scale * sum_j w_j loss(x_j, z_j)`` per row
+* ``elem_out`` (shape of x):       ``loss_scale * w * loss(x, z)``
+* ``grad_out`` (shape of x):       ``grad_scale * g * w * dloss/dx``, g = g_row or g_elem
+
+with ``loss`` of :mod:`numba_xent._formulas`.  Elements whose raw target equals
+``ignore_value`` give 0 loss and 0 gradient, whatever their logit.  It returns
+the per-row count of kept elements (``count=1``) or of non-zero weights
+(``count=2``), or None.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._formulas import PLAIN
+
+
+class Kernel(NamedTuple):
+    """The compile-time options of one kernel."""
+
+    variant: int  # _formulas.PLAIN / LOG_D_TRICK / UNJOINED
+    dtype: str  # the logits' dtype; targets and weights are converted to it
+    weighted: bool  # per-element weights w (broadcast views allowed)
+    pos_weight: bool  # per-column positive-class weight
+    ignore: bool  # elements whose raw target equals ignore_value give 0
+    smooth: bool  # z -> z (1 - s) + s / 2
+    rows: bool  # write loss_scale * row sums into rows_out
+    elem: bool  # write loss_scale * elementwise losses into elem_out
+    grad: bool  # write grad_scale * g * dloss/dx into grad_out
+    g_elem: bool  # g is per element (rows, n) rather than per row (rows, 1)
+    count: int  # 0: none, 1: count kept (non-ignored) elements, 2: count w != 0
+
+
+# Placeholders for absent inputs and outputs: typed like the real thing, never read.
+_NO_1D = np.zeros(1)
+_NO_2D = np.zeros((1, 1))
+_NO_COUNTS = np.zeros(1, dtype=np.int64)
+
+
+def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_value=None,
+             smoothing=0.0, g_row=None, g_elem=None, loss_scale=1.0, grad_scale=1.0,
+             rows_out=None, elem_out=None, grad_out=None, count=0):
+    """Run the fused kernel; see the module docstring.
+
+    ``weights`` and ``g_elem`` broadcast to x's shape, ``pos_weight`` to its
+    last axis, ``g_row`` to ``lead`` (one value per row); pass one ``g`` at
+    most.  Outputs are written in place; one whose strides allow no
+    ``(rows, n)`` view is computed aside and copied in.
+    """
+    shape = x.shape if x.ndim else (1,)
+    lead, n = shape[:-1], shape[-1]
+    rows = int(np.prod(lead, dtype=np.int64))
+    counts = be.zeros(lead, dtype=np.int64) if count else None
+    if rows * n == 0:
+        if rows_out is not None:
+            rows_out[...] = 0  # the loss of an empty row is 0, not Caffe2's 0 / 0
+        return counts
+
+    x2 = be.reshape(x, (rows, n))
+    z2 = be.reshape(z, (rows, n))
+    w2 = _NO_2D if weights is None else be.reshape(be.broadcast_to(weights, shape), (rows, n))
+    pw = _NO_1D if pos_weight is None else be.broadcast_to(pos_weight, (n,))
+    if g_elem is not None:
+        g2 = be.reshape(be.broadcast_to(g_elem, shape), (rows, n))
+    elif g_row is not None:
+        g2 = be.reshape(be.broadcast_to(g_row, lead), (rows, 1))
+    else:
+        g2 = _NO_2D
+
+    writes = []
+    rows2 = _writable_view(be, rows_out, (rows,), _NO_1D, writes)
+    elem2 = _writable_view(be, elem_out, (rows, n), _NO_2D, writes)
+    grad2 = _writable_view(be, grad_out, (rows, n), _NO_2D, writes)
+    counts2 = _NO_COUNTS if counts is None else be.reshape(counts, (rows,))
+
+    key = Kernel(
+        variant=variant,
+        dtype=x.dtype.name,
+        weighted=weights is not None,
+        pos_weight=pos_weight is not None,
+        ignore=ignore_value is not None,
+        smooth=smoothing != 0,
+        rows=rows_out is not None,
+        elem=elem_out is not None,
+        grad=grad_out is not None,
+        g_elem=g_elem is not None,
+        count=count,
+    )
+    be.launch(
+        key, x2, z2, w2, pw, g2,
+        0.0 if ignore_value is None else float(ignore_value),
+        float(smoothing), float(loss_scale), float(grad_scale),
+        rows2, elem2, grad2, counts2,
+    )
+    for target, computed in writes:
+        target[...] = computed.reshape(target.shape)
+    return counts
+
+
+def _writable_view(be, out, shape, placeholder, writes):
+    if out is None:
+        return placeholder
+    view = be.reshape_view(out, shape)
+    if view is None:
+        view = be.empty(shape, out.dtype)
+        writes.append((out, view))
+    return view

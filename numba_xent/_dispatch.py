@@ -1,0 +1,48 @@
+"""The front module: picks the backend from where the arrays live.
+
+NumPy arrays and array-likes (lists, scalars) run on :mod:`numba_xent.cpu`;
+objects exposing ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors,
+Numba device arrays) or, under Numba's CUDA simulator, ``__cuda_ndarray__``
+belong to the CUDA backend.  Nothing else in the package branches on the backend.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import cpu
+
+
+def is_device_array(a):
+    return hasattr(a, "__cuda_array_interface__") or hasattr(a, "__cuda_ndarray__")
+
+
+def backend(**named):
+    """The backend module for the named arguments (None values are absent).
+
+    Python and NumPy scalars go with either side; anything else that is not a
+    device array is a host array.  Host and device arrays in one call: TypeError.
+    """
+    device = [k for k, v in named.items() if v is not None and is_device_array(v)]
+    if not device:
+        return cpu
+    host = [
+        k
+        for k, v in named.items()
+        if v is not None
+        and not is_device_array(v)
+        and not isinstance(v, (numbers.Number, np.generic))
+    ]
+    if host:
+        raise TypeError(
+            f"{_names(device)} on the GPU but {_names(host)} on the host: "
+            "pass all arrays on the same side"
+        )
+    raise NotImplementedError(
+        f"{_names(device)}: device arrays need the CUDA backend numba_xent.cuda, "
+        "which is not implemented yet"
+    )
+
+
+def _names(keys):
+    return ", ".join(repr(k) for k in keys) + (" is" if len(keys) == 1 else " are")

@@ -1,0 +1,129 @@
+"""Caffe2 / Arhat ``SigmoidCrossEntropyWithLogits`` and
+``WeightedSigmoidCrossEntropyWithLogits`` with their Gradient operators.
+
+Rows are the last axis.  For logits ``x`` and targets ``z`` of shape
+``(..., n)`` the loss has shape ``x.shape[:-1]``::
+
+    loss[r] = (1/n) sum_j w[r, j] * l(x[r, j], z[r, j])
+
+with ``w = 1`` for the unweighted operator and, per variant,
+
+* default:            ``l = softplus(x) - x z = max(x, 0) - x z + log1p(exp(-|x|))``
+* ``log_d_trick``:    ``l = -(2z - 1) log(sigmoid(x))`` (Goodfellow et al. 2014)
+* ``unjoined_lr_loss``: ``l = -(x z + (z - 1) x [x >= 0] - (1 - z) log1p(exp(-|x|)))``
+
+which are Caffe2's ``-sum(forward) / n``.  The gradient operators return, for
+``grad_out`` of the loss's shape::
+
+    grad_logits[r, j] = grad_out[r] / n * w[r, j] * dl/dx(x[r, j], z[r, j])
+
+(``sigmoid(x) - z`` by default).  The ``_and_grad`` functions compute both in
+one pass over the inputs; ``grad_out=None`` there means ones.
+
+Differences from Caffe2, on purpose: ``+-inf`` logits give the mathematical
+limits (``x = +inf, z = 1`` gives 0) where Caffe2's formula gives NaN; a row of
+length 0 has loss 0 where Caffe2 divides 0 by 0; a 1-D input is one row (0-d
+loss) and a 0-d input is a row of one element.  Logits must be float32 or
+float64; targets and weights of any real dtype are converted to the logits'
+dtype element by element (no copy is made, except of float16 arrays,
+which Numba cannot read).  ``out`` / ``grad`` are written in
+place and returned; they are checked before anything is written.
+"""
+
+import numpy as np
+
+from . import _checks
+from ._core import evaluate
+from ._dispatch import backend
+from ._formulas import LOG_D_TRICK, PLAIN, UNJOINED
+
+
+def sigmoid_cross_entropy_with_logits(logits, targets, *, log_d_trick=False,
+                                      unjoined_lr_loss=False, out=None):
+    """Per-row mean sigmoid cross-entropy; shape ``logits.shape[:-1]``."""
+    return _op(logits, targets, None, None, log_d_trick, unjoined_lr_loss, out, None,
+               want_grad=False)[0]
+
+
+def sigmoid_cross_entropy_with_logits_grad(grad_out, logits, targets, *, log_d_trick=False,
+                                           unjoined_lr_loss=False, out=None):
+    """Gradient w.r.t. the logits for ``grad_out`` of the loss's shape; shape of logits."""
+    if grad_out is None:
+        raise ValueError("grad_out must be an array of the loss's shape, got None")
+    return _op(logits, targets, None, grad_out, log_d_trick, unjoined_lr_loss, None, out,
+               want_loss=False)[1]
+
+
+def sigmoid_cross_entropy_with_logits_and_grad(logits, targets, grad_out=None, *,
+                                               log_d_trick=False, unjoined_lr_loss=False,
+                                               out=None, grad=None):
+    """``(loss, grad_logits)`` in one pass; ``grad_out=None`` means ones."""
+    return _op(logits, targets, None, grad_out, log_d_trick, unjoined_lr_loss, out, grad,
+               )
+
+
+def weighted_sigmoid_cross_entropy_with_logits(logits, targets, weights, *, out=None):
+    """Per-row mean of ``weights * (softplus(x) - x z)``; shape ``logits.shape[:-1]``."""
+    return _op(logits, targets, _required(weights), None, False, False, out, None,
+               want_grad=False)[0]
+
+
+def weighted_sigmoid_cross_entropy_with_logits_grad(grad_out, logits, targets, weights, *,
+                                                    out=None):
+    """``grad_out[r] / n * weights * (sigmoid(x) - z)``; shape of logits."""
+    if grad_out is None:
+        raise ValueError("grad_out must be an array of the loss's shape, got None")
+    return _op(logits, targets, _required(weights), grad_out, False, False, None, out,
+               want_loss=False)[1]
+
+
+def weighted_sigmoid_cross_entropy_with_logits_and_grad(logits, targets, weights,
+                                                        grad_out=None, *, out=None, grad=None):
+    """``(loss, grad_logits)`` of the weighted operator in one pass."""
+    return _op(logits, targets, _required(weights), grad_out, False, False, out, grad,
+               )
+
+
+def _required(weights):
+    if weights is None:
+        raise ValueError("weights must be an array of the logits' shape, got None")
+    return weights
+
+
+def _variant(log_d_trick, unjoined_lr_loss):
+    log_d_trick = _checks.flag("log_d_trick", log_d_trick)
+    unjoined_lr_loss = _checks.flag("unjoined_lr_loss", unjoined_lr_loss)
+    if log_d_trick and unjoined_lr_loss:
+        raise ValueError("log_d_trick and unjoined_lr_loss cannot both be True")
+    return LOG_D_TRICK if log_d_trick else UNJOINED if unjoined_lr_loss else PLAIN
+
+
+def _op(logits, targets, weights, grad_out, log_d_trick, unjoined_lr_loss, out, grad, *,
+        want_loss=True, want_grad=True):
+    variant = _variant(log_d_trick, unjoined_lr_loss)
+    be = backend(logits=logits, targets=targets, weights=weights, grad_out=grad_out,
+                 out=out, grad=grad)
+    x = _checks.logits(be, "logits", logits)
+    z = _checks.real(be, "targets", targets, x.shape, x.dtype)
+    w = None if weights is None else _checks.real(be, "weights", weights, x.shape, x.dtype)
+    lead = x.shape[:-1]
+    g = None
+    if want_grad:
+        g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, lead, x.dtype)
+    inputs = {"logits": x, "targets": z, "weights": w, "grad_out": g}
+    loss = _checks.out("out", out, lead, x.dtype, inputs) if want_loss else None
+    # The gradient-only operators call their gradient buffer ``out``.
+    grad_name = "grad" if want_loss else "out"
+    if want_grad:
+        grad = _checks.out(grad_name, grad, x.shape, x.dtype, inputs, elementwise=True)
+    if loss is not None and grad is not None and np.shares_memory(loss, grad):
+        raise ValueError("out and grad overlap: pass separate buffers")
+    if want_loss and loss is None:
+        loss = be.empty(lead, x.dtype)
+    if want_grad and grad is None:
+        grad = be.empty(x.shape, x.dtype)
+    n = x.shape[-1] if x.ndim else 1
+    scale = 1.0 / n if n else 0.0
+    evaluate(be, x, z, variant=variant, weights=w, g_row=g, loss_scale=scale, grad_scale=scale,
+             rows_out=loss, grad_out=grad)
+    return loss, grad

@@ -1,0 +1,53 @@
+"""Independent references, in extended precision, written from the published formulas.
+
+These never touch numba_xent's kernels: the Caffe2 operators' formulas are
+transcribed from caffe2/operators/cross_entropy_op.cc (log1p instead of
+log(1 + .)) and evaluated in np.longdouble, then rounded to float64.
+"""
+
+import numpy as np
+
+L = np.longdouble
+
+
+def _caffe2_elementwise(x, z, variant):
+    """Caffe2's forward value (the negated loss) and backward value per element."""
+    with np.errstate(over="ignore"):  # exp(huge) = inf is part of these formulas
+        return _caffe2_terms(np.asarray(x, L), np.asarray(z, L), variant)
+
+
+def _caffe2_terms(x, z, variant):
+    pos = (x >= 0).astype(L)
+    log_term = np.log1p(np.exp(x - 2 * x * pos))  # log(1 + exp(-|x|))
+    sig = 1 / (1 + np.exp(-x))
+    if variant == "plain":
+        fwd = x * (z - pos) - log_term
+        bwd = z - sig
+    elif variant == "log_d_trick":
+        partition = x * pos + log_term  # log(1 + exp(x))
+        fwd = (2 * z - 1) * (x - partition)
+        bwd = (2 * z - 1) / (1 + np.exp(x))
+    elif variant == "unjoined_lr_loss":
+        fwd = x * z + (z - 1) * x * pos - (1 - z) * log_term
+        bwd = z - (1 - z) / (1 + np.exp(-x))
+    else:
+        raise ValueError(variant)
+    return fwd, bwd
+
+
+def caffe2_loss(x, z, w=None, variant="plain"):
+    """-(1/n) sum_j w * forward(x, z) per row, in float64."""
+    fwd, _ = _caffe2_elementwise(x, z, variant)
+    if w is not None:
+        fwd = fwd * np.asarray(w, L)
+    n = fwd.shape[-1]
+    return (-fwd.sum(axis=-1) / n).astype(np.float64)
+
+
+def caffe2_grad(g, x, z, w=None, variant="plain"):
+    """-(g / n) * backward(x, z) * w, in float64."""
+    _, bwd = _caffe2_elementwise(x, z, variant)
+    if w is not None:
+        bwd = bwd * np.asarray(w, L)
+    n = bwd.shape[-1]
+    return (-np.asarray(g, L)[..., None] / n * bwd).astype(np.float64)

@@ -1,0 +1,25 @@
+"""Every ```python block of the README runs as written."""
+
+import pathlib
+import re
+
+import pytest
+
+README = pathlib.Path(__file__).parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_readme_has_examples():
+    assert len(BLOCKS) >= 3
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_example_runs(block):
+    exec(compile(block, str(README), "exec"), {})
+
+
+def test_the_readme_opens_with_the_ci_test_command():
+    ci = (README.parent / ".ci" / "run").read_text()
+    commands = re.findall(r"```sh\n(.*?)\n```", README.read_text(), flags=re.S)
+    assert "python -m numba_xent" in commands[0]
+    assert commands[1] in ci

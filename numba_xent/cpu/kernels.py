@@ -32,21 +32,24 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
     def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts):
         nrows, n = x.shape
+        # Elements are computed in float64 whatever the logits' dtype: the
+        # gradient sigmoid(x) - z cancels, and float32 arithmetic would lose
+        # its relative accuracy where sigmoid(x) is close to z.
         for r in prange(nrows):
             acc = 0.0
             kept = 0
-            g_row = grad_scale * float(g[r, 0]) if grad and not g_elem else 0.0
+            g_row = grad_scale * np.float64(g[r, 0]) if grad and not g_elem else 0.0
             for j in range(n):
-                x_j = float(x[r, j])
+                x_j = np.float64(x[r, j])
                 z_raw = z[r, j]
-                z_j = float(cast(z_raw))
+                z_j = np.float64(cast(z_raw))
                 if smooth:
                     z_j = z_j * (1.0 - smoothing) + 0.5 * smoothing
-                pw_j = float(cast(pw[j])) if pos_weight else 1.0
+                pw_j = np.float64(cast(pw[j])) if pos_weight else 1.0
                 e = math.exp(-abs(x_j))
                 loss, dloss = loss_and_grad(x_j, z_j, pw_j, e, math.log1p(e), variant)
                 if weighted:
-                    w_j = float(cast(w[r, j]))
+                    w_j = np.float64(cast(w[r, j]))
                     loss *= w_j
                     dloss *= w_j
                     if count == 2:
@@ -61,7 +64,7 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                 if elem:
                     elem_out[r, j] = loss_scale * loss
                 if grad:
-                    g_j = grad_scale * float(g[r, j]) if g_elem else g_row
+                    g_j = grad_scale * np.float64(g[r, j]) if g_elem else g_row
                     grad_out[r, j] = g_j * dloss
             if rows:
                 rows_out[r] = loss_scale * acc

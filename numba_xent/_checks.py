@@ -83,3 +83,18 @@ def _same_view(a, b):
         and a.strides == b.strides
         and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
     )
+
+
+def broadcastable(be, name, a, shape, dtype):
+    """``a`` as a real array that broadcasts to ``shape`` (NumPy rules).
+
+    Leading axes of length 1 beyond ``shape``'s rank are dropped, so that a
+    ``(1, n)`` pos_weight serves ``(n,)`` rows.
+    """
+    a = real(be, name, a, None, dtype)
+    extra = a.ndim - len(shape)
+    if extra > 0 and all(s == 1 for s in a.shape[:extra]):
+        a = a.reshape(a.shape[extra:])
+    if a.ndim > len(shape) or any(s not in (1, t) for s, t in zip(a.shape[::-1], shape[::-1])):
+        raise ValueError(f"{name} of shape {a.shape} does not broadcast to {shape}")
+    return a

@@ -51,3 +51,23 @@ def caffe2_grad(g, x, z, w=None, variant="plain"):
         bwd = bwd * np.asarray(w, L)
     n = bwd.shape[-1]
     return (-np.asarray(g, L)[..., None] / n * bwd).astype(np.float64)
+
+
+def bce_with_logits(x, z, w=None, pos_weight=None):
+    """PyTorch's binary_cross_entropy_with_logits, elementwise, loss and d/dx.
+
+    ``(1 - z) x + lw softplus(-x)`` with ``lw = 1 + (pos_weight - 1) z``,
+    rewritten (softplus(-x) = softplus(x) - x) where z <= 1/2 so that a small
+    loss is not the difference of two large numbers; long double, to float64.
+    """
+    x, z = np.asarray(x, L), np.asarray(z, L)
+    pw = L(1) if pos_weight is None else np.asarray(pos_weight, L)
+    w = L(1) if w is None else np.asarray(w, L)
+    lw = 1 + (pw - 1) * z
+    with np.errstate(over="ignore"):
+        softplus_pos, softplus_neg = np.logaddexp(L(0), x), np.logaddexp(L(0), -x)
+        sig_pos, sig_neg = 1 / (1 + np.exp(-x)), 1 / (1 + np.exp(x))
+    low = z <= 0.5
+    loss = np.where(low, lw * softplus_pos - pw * z * x, (1 - z) * x + lw * softplus_neg)
+    grad = np.where(low, lw * sig_pos - pw * z, (1 - z) - lw * sig_neg)
+    return (w * loss).astype(np.float64), (w * grad).astype(np.float64)

@@ -1,0 +1,71 @@
+"""chainer's ``F.sigmoid_cross_entropy`` and its gradient.
+
+For logits ``x`` and integer labels ``t`` of the same shape (any rank), with
+``t == -1`` marking an ignored element::
+
+    l = max(x, 0) - x t + log1p(exp(-|x|))      (0 where t == -1)
+
+* ``reduce='no'``: ``l`` itself, shape of ``x``.
+* ``reduce='mean'``: ``sum(l) / D`` as a 0-d array, ``D = max(1, #{t != -1})``
+  with ``normalize=True``, else ``D = max(1, len(x))`` (the batch size).
+
+The gradient ``gx = gy * (sigmoid(x) - t) / D`` (elementwise ``gy`` of ``x``'s
+shape for ``'no'``, a scalar for ``'mean'``) is 0 where ``t == -1``.
+
+Labels other than -1, 0 and 1 are not rejected: they enter the formula as they
+are (chainer does the same), e.g. ``t = 2`` gives ``softplus(x) - 2x``.
+"""
+
+import numpy as np
+
+from . import _checks
+from ._core import evaluate
+from ._dispatch import backend
+
+IGNORE = -1
+
+
+def sigmoid_cross_entropy(x, t, normalize=True, reduce="mean"):
+    """The loss: 0-d array for ``reduce='mean'``, shape of ``x`` for ``'no'``."""
+    be, x, t, normalize = _args(x, t, normalize, reduce)
+    if reduce == "no":
+        loss = be.empty(x.shape, x.dtype)
+        evaluate(be, x, t, ignore_value=IGNORE, elem_out=loss)
+        return loss
+    row_sums = be.empty(x.shape[:-1], np.float64)
+    counts = evaluate(be, x, t, ignore_value=IGNORE, rows_out=row_sums,
+                      count=1 if normalize else 0)
+    return be.asarray(row_sums.sum() / _divisor(x, counts), dtype=x.dtype)
+
+
+def sigmoid_cross_entropy_grad(x, t, gy, normalize=True, reduce="mean"):
+    """``d(loss)/dx`` scaled by ``gy`` (the loss's shape); shape of ``x``."""
+    be, x, t, normalize = _args(x, t, normalize, reduce, gy=gy)
+    shape = x.shape if reduce == "no" else ()
+    gy = _checks.real(be, "gy", gy, shape, x.dtype)
+    gx = be.empty(x.shape, x.dtype)
+    if reduce == "no":
+        evaluate(be, x, t, ignore_value=IGNORE, g_elem=gy, grad_out=gx)
+        return gx
+    counts = evaluate(be, x, t, ignore_value=IGNORE, count=1) if normalize else None
+    evaluate(be, x, t, ignore_value=IGNORE, g_row=gy, grad_scale=1.0 / _divisor(x, counts),
+             grad_out=gx)
+    return gx
+
+
+def _args(x, t, normalize, reduce, **more):
+    if reduce not in ("mean", "no"):
+        raise ValueError(f"reduce must be 'mean' or 'no', got {reduce!r}")
+    normalize = _checks.flag("normalize", normalize)
+    be = backend(x=x, t=t, **more)
+    x = _checks.logits(be, "x", x)
+    t = _checks.real(be, "t", t, x.shape)
+    if t.dtype.kind not in "biu":
+        raise TypeError(f"t must be an integer array of labels -1, 0 or 1, got dtype {t.dtype}")
+    return be, x, t, normalize
+
+
+def _divisor(x, counts):
+    if counts is not None:
+        return max(1, int(counts.sum()))
+    return max(1, x.shape[0] if x.ndim else 1)

@@ -10,8 +10,7 @@ input once and writes whichever of these the caller passed:
 
 with ``loss`` of :mod:`numba_xent._formulas`.  Elements whose raw target equals
 ``ignore_value`` give 0 loss and 0 gradient, whatever their logit.  It returns
-the per-row count of kept elements (``count=1``) or of non-zero weights
-(``count=2``), or None.
+the per-row count of kept (not ignored) elements if ``count``, else None.
 """
 
 from typing import NamedTuple
@@ -34,24 +33,20 @@ class Kernel(NamedTuple):
     elem: bool  # write loss_scale * elementwise losses into elem_out
     grad: bool  # write grad_scale * g * dloss/dx into grad_out
     g_elem: bool  # g is per element (rows, n) rather than per row (rows, 1)
-    count: int  # 0: none, 1: count kept (non-ignored) elements, 2: count w != 0
-
-
-# Placeholders for absent inputs and outputs: typed like the real thing, never read.
-_NO_1D = np.zeros(1)
-_NO_2D = np.zeros((1, 1))
-_NO_COUNTS = np.zeros(1, dtype=np.int64)
+    count: bool  # write the number of kept (non-ignored) elements per row
 
 
 def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_value=None,
              smoothing=0.0, g_row=None, g_elem=None, loss_scale=1.0, grad_scale=1.0,
-             rows_out=None, elem_out=None, grad_out=None, count=0):
+             rows_out=None, elem_out=None, grad_out=None, count=False):
     """Run the fused kernel; see the module docstring.
 
     ``weights`` and ``g_elem`` broadcast to x's shape, ``pos_weight`` to its
     last axis, ``g_row`` to ``lead`` (one value per row); pass one ``g`` at
     most.  Outputs are written in place; one whose strides allow no
-    ``(rows, n)`` view is computed aside and copied in.
+    ``(rows, n)`` view is computed aside and copied in.  ``loss_scale`` and
+    ``grad_scale`` are numbers or 0-d arrays of the backend (a device-side
+    divisor needs no trip to the host).
     """
     shape = x.shape if x.ndim else (1,)
     lead, n = shape[:-1], shape[-1]
@@ -59,25 +54,29 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     counts = be.zeros(lead, dtype=np.int64) if count else None
     if rows * n == 0:
         if rows_out is not None:
-            rows_out[...] = 0  # the loss of an empty row is 0, not Caffe2's 0 / 0
+            be.fill(rows_out, 0)  # the loss of an empty row is 0, not Caffe2's 0 / 0
         return counts
 
     x2 = be.reshape(x, (rows, n))
     z2 = be.reshape(z, (rows, n))
-    w2 = _NO_2D if weights is None else be.reshape(be.broadcast_to(weights, shape), (rows, n))
-    pw = _NO_1D if pos_weight is None else be.broadcast_to(pos_weight, (n,))
+    # Placeholders for absent inputs and outputs are typed like the real thing, never read.
+    if weights is None:
+        w2 = be.placeholder(2)
+    else:
+        w2 = be.reshape(be.broadcast_to(weights, shape), (rows, n))
+    pw = be.placeholder(1) if pos_weight is None else be.broadcast_to(pos_weight, (n,))
     if g_elem is not None:
         g2 = be.reshape(be.broadcast_to(g_elem, shape), (rows, n))
     elif g_row is not None:
         g2 = be.reshape(be.broadcast_to(g_row, lead), (rows, 1))
     else:
-        g2 = _NO_2D
+        g2 = be.placeholder(2)
 
     writes = []
-    rows2 = _writable_view(be, rows_out, (rows,), _NO_1D, writes)
-    elem2 = _writable_view(be, elem_out, (rows, n), _NO_2D, writes)
-    grad2 = _writable_view(be, grad_out, (rows, n), _NO_2D, writes)
-    counts2 = _NO_COUNTS if counts is None else be.reshape(counts, (rows,))
+    rows2 = _writable_view(be, rows_out, (rows,), writes)
+    elem2 = _writable_view(be, elem_out, (rows, n), writes)
+    grad2 = _writable_view(be, grad_out, (rows, n), writes)
+    counts2 = be.placeholder(1, np.int64) if counts is None else be.reshape(counts, (rows,))
 
     key = Kernel(
         variant=variant,
@@ -90,22 +89,22 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
         elem=elem_out is not None,
         grad=grad_out is not None,
         g_elem=g_elem is not None,
-        count=count,
+        count=bool(count),
     )
     be.launch(
         key, x2, z2, w2, pw, g2,
         0.0 if ignore_value is None else float(ignore_value),
-        float(smoothing), float(loss_scale), float(grad_scale),
+        float(smoothing), be.scale(loss_scale), be.scale(grad_scale),
         rows2, elem2, grad2, counts2,
     )
     for target, computed in writes:
-        target[...] = computed.reshape(target.shape)
+        be.copy_into(target, computed)
     return counts
 
 
-def _writable_view(be, out, shape, placeholder, writes):
+def _writable_view(be, out, shape, writes):
     if out is None:
-        return placeholder
+        return be.placeholder(len(shape))
     view = be.reshape_view(out, shape)
     if view is None:
         view = be.empty(shape, out.dtype)

@@ -40,26 +40,32 @@ LOG_D_TRICK = 1
 UNJOINED = 2
 
 
+# Every helper takes ``one``, the number 1 in the type to compute in: a Python
+# float literal would promote float32 arithmetic to float64 in Numba.
+
+
 @njit(inline="always")
-def coefficients(z, pos_weight, variant):
+def coefficients(z, pos_weight, variant, one):
     """(k, q, p) of the table in the module docstring, for one target ``z``."""
+    two = one + one
     if variant == LOG_D_TRICK:
-        k = 2.0 * z - 1.0
-        return k, k, 0.0 * z
+        k = two * z - one
+        return k, k, one - one
     if variant == UNJOINED:
-        return 1.0 - z, z, 1.0 - 2.0 * z
-    return 1.0 + (pos_weight - 1.0) * z, pos_weight * z, 1.0 - z
+        return one - z, z, one - two * z
+    return one + (pos_weight - one) * z, pos_weight * z, one - z
 
 
 @njit(inline="always")
-def loss_and_grad(x, z, pos_weight, e, sp, variant):
+def loss_and_grad(x, z, pos_weight, e, sp, variant, one):
     """Loss and its derivative w.r.t. ``x`` for ``e = exp(-|x|)``, ``sp = log1p(e)``."""
-    k, q, p = coefficients(z, pos_weight, variant)
-    nonneg = x >= 0.0
+    zero = one - one
+    k, q, p = coefficients(z, pos_weight, variant, one)
+    nonneg = x >= zero
     c = p if nonneg else q
     linear = abs(x) * c
     # |x| * 0 is 0 in the limit x -> +-inf, not the NaN of inf * 0.
-    linear = 0.0 if c == 0.0 else linear
-    t = e / (1.0 + e)
+    linear = zero if c == zero else linear
+    t = e / (one + e)
     grad = (p - k * t) if nonneg else (k * t - q)
     return linear + k * sp, grad

@@ -34,7 +34,7 @@ def sigmoid_cross_entropy(x, t, normalize=True, reduce="mean"):
         return loss
     row_sums = be.empty(x.shape[:-1], np.float64)
     counts = evaluate(be, x, t, ignore_value=IGNORE, rows_out=row_sums,
-                      count=1 if normalize else 0)
+                      count=normalize)
     return be.asarray(row_sums.sum() / _divisor(x, counts), dtype=x.dtype)
 
 
@@ -47,7 +47,7 @@ def sigmoid_cross_entropy_grad(x, t, gy, normalize=True, reduce="mean"):
     if reduce == "no":
         evaluate(be, x, t, ignore_value=IGNORE, g_elem=gy, grad_out=gx)
         return gx
-    counts = evaluate(be, x, t, ignore_value=IGNORE, count=1) if normalize else None
+    counts = evaluate(be, x, t, ignore_value=IGNORE, count=True) if normalize else None
     evaluate(be, x, t, ignore_value=IGNORE, g_row=gy, grad_scale=1.0 / _divisor(x, counts),
              grad_out=gx)
     return gx

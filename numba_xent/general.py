@@ -128,5 +128,5 @@ def _kept(be, x, z, reduction, ignore_index):
         return None
     if ignore_index is None:
         return np.float64(x.size if reduction == "mean" else x.shape[-1] if x.ndim else 1)
-    counts = evaluate(be, x, z, ignore_value=ignore_index, count=1)
+    counts = evaluate(be, x, z, ignore_value=ignore_index, count=True)
     return np.float64(counts.sum()) if reduction == "mean" else counts.astype(np.float64)

@@ -59,5 +59,5 @@ def _args(x, label, ignore_index, normalize, **more):
 def _scale(be, x, label, ignore_index, normalize):
     if not normalize:
         return 1.0
-    kept = int(evaluate(be, x, label, ignore_value=ignore_index, count=1).sum())
+    kept = int(evaluate(be, x, label, ignore_value=ignore_index, count=True).sum())
     return 1.0 / kept if kept else 0.0

@@ -1,74 +1,141 @@
 """Row-parallel CPU kernels, one compiled per combination of options.
 
-A kernel walks a ``(rows, n)`` view of the logits, a row per ``prange``
-iteration, and per element evaluates :func:`numba_xent._formulas.loss_and_grad`.
-Which inputs exist and which outputs are written are compile-time constants of
-the closure (``numba_xent._core.Kernel``), so a kernel never branches per element on a flag and
-LLVM drops the work nobody asked for (the derivative of a forward-only call).
+A kernel walks a ``(rows, n)`` view of the logits and per element evaluates
+:func:`numba_xent._formulas.loss_and_grad` on the vectorisable ``exp``/``log1p``
+of :mod:`numba_xent.cpu.vecmath`.  Which inputs exist and which outputs are
+written are compile-time constants of the closure (``numba_xent._core.Kernel``),
+so no element branches on a flag and LLVM drops the work nobody asked for.
+
+Work split: the rows are cut into ``chunk``-long pieces (a whole row when rows
+are many; a few pieces per row when they are few and long) and ``ntasks``
+threads take contiguous runs of pieces.  Each piece's sum is kept apart and the
+pieces of a row are added in order afterwards, so a result depends on the
+input and the thread count only, never on scheduling.
+
+Precision: row sums accumulate in float64.  The loss is computed in the
+logits' dtype (its terms do not cancel inside an element beyond a few ulps),
+the gradient in float64, because ``sigmoid(x) - z`` cancels where sigmoid(x)
+is close to z and float32 would lose its relative accuracy there.  The fused
+kernel evaluates both exactly as the separate ones do: its loss and gradient
+are bit-identical to theirs.
 """
 
-import math
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from .._formulas import loss_and_grad
-from .._jit import cpu_jit
+from .._jit import CPU_OPTIONS, cpu_jit
+from .vecmath import exp_nonpos, log1p_unit, prefer_512bit_vectors
 
+# Element losses are buffered this many at a time, then summed: the loop that
+# computes them carries no float dependency and vectorises; the sum vectorises
+# on its own (reassociation is harmless in a plain sum of a buffer).
+BLOCK = 512
 
 _KERNELS = {}
 
 
 def get(key):
-    """The compiled kernel for ``key``, built on first use."""
+    """The compiled kernel for ``key`` (a ``numba_xent._core.Kernel``), built on first use."""
     kernel = _KERNELS.get(key)
     if kernel is None:
         kernel = _KERNELS[key] = _build(*key)
     return kernel
 
 
+@njit(fastmath={"reassoc"}, **CPU_OPTIONS)
+def _block_sum(buf, m):
+    total = 0.0
+    for i in range(m):
+        total += buf[i]
+    return total
+
+
+@njit(inline="always")
+def _loss(x, z, pos_weight, variant, one):
+    e = exp_nonpos(-abs(x))
+    return loss_and_grad(x, z, pos_weight, e, log1p_unit(e), variant, one)[0]
+
+
+@njit(inline="always")
+def _grad(x, z, pos_weight, variant, one):
+    e = exp_nonpos(-abs(x))
+    return loss_and_grad(x, z, pos_weight, e, one - one, variant, one)[1]
+
+
 def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem, count):
-    cast = np.dtype(dtype).type
+    ty = np.dtype(dtype).type  # the loss is computed in the logits' dtype, the gradient in f64
+    f64 = np.float64
+    want_loss = rows or elem
 
     def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
-               rows_out, elem_out, grad_out, counts):
+               rows_out, elem_out, grad_out, counts, ntasks, chunk):
         nrows, n = x.shape
-        # Elements are computed in float64 whatever the logits' dtype: the
-        # gradient sigmoid(x) - z cancels, and float32 arithmetic would lose
-        # its relative accuracy where sigmoid(x) is close to z.
-        for r in prange(nrows):
-            acc = 0.0
-            kept = 0
-            g_row = grad_scale * np.float64(g[r, 0]) if grad and not g_elem else 0.0
-            for j in range(n):
-                x_j = np.float64(x[r, j])
-                z_raw = z[r, j]
-                z_j = np.float64(cast(z_raw))
-                if smooth:
-                    z_j = z_j * (1.0 - smoothing) + 0.5 * smoothing
-                pw_j = np.float64(cast(pw[j])) if pos_weight else 1.0
-                e = math.exp(-abs(x_j))
-                loss, dloss = loss_and_grad(x_j, z_j, pw_j, e, math.log1p(e), variant)
-                if weighted:
-                    w_j = np.float64(cast(w[r, j]))
-                    loss *= w_j
-                    dloss *= w_j
-                    if count == 2:
-                        kept += w_j != 0.0
-                if ignore:
-                    keep = z_raw != ignore_value
-                    loss = loss if keep else 0.0
-                    dloss = dloss if keep else 0.0
-                    if count == 1:
-                        kept += keep
-                acc += loss
-                if elem:
-                    elem_out[r, j] = loss_scale * loss
-                if grad:
-                    g_j = grad_scale * np.float64(g[r, j]) if g_elem else g_row
-                    grad_out[r, j] = g_j * dloss
-            if rows:
-                rows_out[r] = loss_scale * acc
-            if count:
-                counts[r] = kept
+        nchunks = (n + chunk - 1) // chunk
+        items = nrows * nchunks
+        partial = np.zeros((nrows if rows else 0, nchunks))
+        kept_partial = np.zeros((nrows if count else 0, nchunks), np.int64)
+        loss_scale = loss_scale[0]
+        grad_scale = grad_scale[0]
+        one = ty(1.0)
+        keep_z, half_s = ty(1.0 - smoothing), ty(0.5 * smoothing)
+        keep_z64, half_s64 = 1.0 - smoothing, 0.5 * smoothing
+        for task in prange(ntasks):
+            prefer_512bit_vectors()
+            buf = np.empty(BLOCK if rows else 0, ty)
+            for item in range(task * items // ntasks, (task + 1) * items // ntasks):
+                r = item // nchunks
+                c = item - r * nchunks
+                j1 = min(n, (c + 1) * chunk)
+                g_row = grad_scale * f64(g[r, 0]) if grad and not g_elem else 0.0
+                acc = 0.0
+                kept = 0
+                for b0 in range(c * chunk, j1, BLOCK):
+                    m = min(BLOCK, j1 - b0)
+                    for i in range(m):
+                        j = b0 + i
+                        z_raw = z[r, j]
+                        keep = z_raw != ignore_value if ignore else True
+                        if count:
+                            kept += keep
+                        if want_loss:
+                            z_j = ty(z_raw)
+                            if smooth:
+                                z_j = z_j * keep_z + half_s
+                            pw_j = ty(pw[j]) if pos_weight else one
+                            loss = _loss(ty(x[r, j]), z_j, pw_j, variant, one)
+                            if weighted:
+                                loss *= ty(w[r, j])
+                            if ignore:
+                                loss = loss if keep else one - one
+                            if rows:
+                                buf[i] = loss
+                            if elem:
+                                elem_out[r, j] = loss_scale * loss
+                        if grad:
+                            z_j64 = f64(ty(z_raw))
+                            if smooth:
+                                z_j64 = z_j64 * keep_z64 + half_s64
+                            pw_j64 = f64(ty(pw[j])) if pos_weight else 1.0
+                            dloss = _grad(f64(x[r, j]), z_j64, pw_j64, variant, 1.0)
+                            if weighted:
+                                dloss *= f64(ty(w[r, j]))
+                            g_j = grad_scale * f64(g[r, j]) if g_elem else g_row
+                            grad_out[r, j] = g_j * dloss if keep else 0.0
+                    if rows:
+                        acc += _block_sum(buf, m)
+                if rows:
+                    partial[r, c] = acc
+                if count:
+                    kept_partial[r, c] = kept
+        if rows or count:
+            for r in prange(nrows):
+                if rows:
+                    acc = 0.0
+                    for c in range(nchunks):
+                        acc += partial[r, c]
+                    rows_out[r] = loss_scale * acc
+                if count:
+                    counts[r] = kept_partial[r].sum()
 
     return cpu_jit(kernel, parallel=True)

@@ -44,7 +44,7 @@ def flag(name, value):
     return bool(value)
 
 
-def out(name, buf, shape, dtype, inputs, elementwise=False):
+def out(be, name, buf, shape, dtype, inputs, elementwise=False):
     """Check a caller's output buffer before anything is written to it.
 
     ``inputs`` maps argument names to the arrays the call reads.  A buffer that
@@ -53,36 +53,17 @@ def out(name, buf, shape, dtype, inputs, elementwise=False):
     """
     if buf is None:
         return None
-    if not isinstance(buf, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(buf).__name__}")
-    if buf.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {buf.shape}")
-    if buf.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {buf.dtype}")
-    if not buf.flags.writeable:
-        raise ValueError(f"{name} is read-only")
+    view = be.buffer(name, buf)  # TypeError unless an array of this backend
+    if view.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {view.shape}")
+    if view.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {view.dtype}")
     for key, a in inputs.items():
-        if not isinstance(a, np.ndarray) or not _overlap(buf, a):
+        if a is None or isinstance(a, (int, float)) or not be.overlap(view, a):
             continue
-        if not (elementwise and _same_view(buf, a)):
+        if not (elementwise and be.same_view(view, a)):
             raise ValueError(f"{name} overlaps the input {key!r}: pass a separate buffer")
     return buf
-
-
-def _overlap(a, b):
-    try:
-        return np.shares_memory(a, b, max_work=10**6)
-    except np.exceptions.TooHardError:
-        return True
-
-
-def _same_view(a, b):
-    return (
-        a.dtype == b.dtype
-        and a.shape == b.shape
-        and a.strides == b.strides
-        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-    )
 
 
 def broadcastable(be, name, a, shape, dtype):
@@ -94,7 +75,7 @@ def broadcastable(be, name, a, shape, dtype):
     a = real(be, name, a, None, dtype)
     extra = a.ndim - len(shape)
     if extra > 0 and all(s == 1 for s in a.shape[:extra]):
-        a = a.reshape(a.shape[extra:])
+        a = be.reshape(a, a.shape[extra:])
     if a.ndim > len(shape) or any(s not in (1, t) for s, t in zip(a.shape[::-1], shape[::-1])):
         raise ValueError(f"{name} of shape {a.shape} does not broadcast to {shape}")
     return a

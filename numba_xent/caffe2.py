@@ -30,8 +30,6 @@ which Numba cannot read).  ``out`` / ``grad`` are written in
 place and returned; they are checked before anything is written.
 """
 
-import numpy as np
-
 from . import _checks
 from ._core import evaluate
 from ._dispatch import backend
@@ -111,17 +109,17 @@ def _op(logits, targets, weights, grad_out, log_d_trick, unjoined_lr_loss, out, 
     if want_grad:
         g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, lead, x.dtype)
     inputs = {"logits": x, "targets": z, "weights": w, "grad_out": g}
-    loss = _checks.out("out", out, lead, x.dtype, inputs) if want_loss else None
+    loss = _checks.out(be, "out", out, lead, x.dtype, inputs) if want_loss else None
     # The gradient-only operators call their gradient buffer ``out``.
     grad_name = "grad" if want_loss else "out"
     if want_grad:
-        grad = _checks.out(grad_name, grad, x.shape, x.dtype, inputs, elementwise=True)
-    if loss is not None and grad is not None and np.shares_memory(loss, grad):
+        grad = _checks.out(be, grad_name, grad, x.shape, x.dtype, inputs, elementwise=True)
+    if loss is not None and grad is not None and be.overlap(loss, grad):
         raise ValueError("out and grad overlap: pass separate buffers")
     if want_loss and loss is None:
-        loss = be.empty(lead, x.dtype)
+        loss = be.empty(lead, x.dtype, like=logits)
     if want_grad and grad is None:
-        grad = be.empty(x.shape, x.dtype)
+        grad = be.empty(x.shape, x.dtype, like=logits)
     n = x.shape[-1] if x.ndim else 1
     scale = 1.0 / n if n else 0.0
     evaluate(be, x, z, variant=variant, weights=w, g_row=g, loss_scale=scale, grad_scale=scale,

@@ -27,29 +27,31 @@ IGNORE = -1
 
 def sigmoid_cross_entropy(x, t, normalize=True, reduce="mean"):
     """The loss: 0-d array for ``reduce='mean'``, shape of ``x`` for ``'no'``."""
+    like = x
     be, x, t, normalize = _args(x, t, normalize, reduce)
     if reduce == "no":
-        loss = be.empty(x.shape, x.dtype)
+        loss = be.empty(x.shape, x.dtype, like=like)
         evaluate(be, x, t, ignore_value=IGNORE, elem_out=loss)
         return loss
     row_sums = be.empty(x.shape[:-1], np.float64)
-    counts = evaluate(be, x, t, ignore_value=IGNORE, rows_out=row_sums,
-                      count=normalize)
-    return be.asarray(row_sums.sum() / _divisor(x, counts), dtype=x.dtype)
+    counts = evaluate(be, x, t, ignore_value=IGNORE, rows_out=row_sums, count=normalize)
+    mean = be.binary("div_at_least_one", be.total(row_sums), _divisor(be, x, counts))
+    return be.wrap(be.cast(mean, x.dtype), like)
 
 
 def sigmoid_cross_entropy_grad(x, t, gy, normalize=True, reduce="mean"):
     """``d(loss)/dx`` scaled by ``gy`` (the loss's shape); shape of ``x``."""
+    like = x
     be, x, t, normalize = _args(x, t, normalize, reduce, gy=gy)
     shape = x.shape if reduce == "no" else ()
     gy = _checks.real(be, "gy", gy, shape, x.dtype)
-    gx = be.empty(x.shape, x.dtype)
+    gx = be.empty(x.shape, x.dtype, like=like)
     if reduce == "no":
         evaluate(be, x, t, ignore_value=IGNORE, g_elem=gy, grad_out=gx)
         return gx
     counts = evaluate(be, x, t, ignore_value=IGNORE, count=True) if normalize else None
-    evaluate(be, x, t, ignore_value=IGNORE, g_row=gy, grad_scale=1.0 / _divisor(x, counts),
-             grad_out=gx)
+    g_row = be.binary("div_at_least_one", gy, _divisor(be, x, counts))
+    evaluate(be, x, t, ignore_value=IGNORE, g_row=g_row, grad_out=gx)
     return gx
 
 
@@ -65,7 +67,8 @@ def _args(x, t, normalize, reduce, **more):
     return be, x, t, normalize
 
 
-def _divisor(x, counts):
+def _divisor(be, x, counts):
+    """The number of kept elements, or the batch size (the caller takes it at least 1)."""
     if counts is not None:
-        return max(1, int(counts.sum()))
-    return max(1, x.shape[0] if x.ndim else 1)
+        return be.total(counts)
+    return x.shape[0] if x.ndim else 1

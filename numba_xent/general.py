@@ -84,41 +84,41 @@ def _run(logits, targets, weights, pos_weight, label_smoothing, ignore_index, re
         g = 1.0 if grad_output is None else _checks.real(be, "grad_output", grad_output,
                                                           loss_shape, x.dtype)
     inputs = {"logits": x, "targets": z, "weights": w, "pos_weight": pw, "grad_output": g}
-    loss = _checks.out("out", out, loss_shape, x.dtype, inputs,
+    loss = _checks.out(be, "out", out, loss_shape, x.dtype, inputs,
                        elementwise=reduction == "none") if want_loss else None
     if want_grad:
-        grad = _checks.out("grad" if want_loss else "out", grad, x.shape, x.dtype, inputs,
+        grad = _checks.out(be, "grad" if want_loss else "out", grad, x.shape, x.dtype, inputs,
                            elementwise=True)
-    if loss is not None and grad is not None and np.shares_memory(loss, grad):
+    if loss is not None and grad is not None and be.overlap(loss, grad):
         raise ValueError("out and grad overlap: pass separate buffers")
 
     options = dict(weights=w, pos_weight=pw, smoothing=float(label_smoothing),
                    ignore_value=ignore_index)
     kept = _kept(be, x, z, reduction, ignore_index)
     if want_grad:
-        grad = be.empty(x.shape, x.dtype) if grad is None else grad
+        grad = be.empty(x.shape, x.dtype, like=logits) if grad is None else grad
         if reduction == "none":
             options.update(g_elem=g)
         else:
-            options.update(g_row=g if kept is None else g / np.maximum(kept, 1))
+            # A row or array whose elements are all ignored has gradient 0.
+            options.update(g_row=g if kept is None else be.binary("div_at_least_one", g, kept))
         options.update(grad_out=grad)
     if not want_loss:
         evaluate(be, x, z, **options)
         return None, grad
 
     if reduction == "none":
-        loss = be.empty(x.shape, x.dtype) if loss is None else loss
+        loss = be.empty(x.shape, x.dtype, like=logits) if loss is None else loss
         evaluate(be, x, z, elem_out=loss, **options)
         return loss, grad
     row_sums = be.empty(lead, np.float64)
     evaluate(be, x, z, rows_out=row_sums, **options)
-    value = row_sums if reduction.startswith("row_") else row_sums.sum()
+    value = row_sums if reduction.startswith("row_") else be.total(row_sums)
     if kept is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = value / kept  # a mean over no element is NaN, as in PyTorch
+        value = be.binary("div", value, kept)  # a mean over no element is NaN, as in PyTorch
     if loss is None:
-        return be.asarray(value, dtype=x.dtype), grad
-    loss[...] = value
+        return be.wrap(be.cast(value, x.dtype), logits), grad
+    be.copy_into(loss, value)
     return loss, grad
 
 
@@ -127,6 +127,6 @@ def _kept(be, x, z, reduction, ignore_index):
     if reduction not in ("mean", "row_mean"):
         return None
     if ignore_index is None:
-        return np.float64(x.size if reduction == "mean" else x.shape[-1] if x.ndim else 1)
+        return x.size if reduction == "mean" else x.shape[-1] if x.ndim else 1
     counts = evaluate(be, x, z, ignore_value=ignore_index, count=True)
-    return np.float64(counts.sum()) if reduction == "mean" else counts.astype(np.float64)
+    return be.total(counts) if reduction == "mean" else counts

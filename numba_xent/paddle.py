@@ -29,8 +29,9 @@ from ._dispatch import backend
 
 def sigmoid_cross_entropy_with_logits(x, label, ignore_index=-100, normalize=False):
     """The elementwise loss, shape of ``x``."""
+    like = x
     be, x, label, ignore_index, normalize = _args(x, label, ignore_index, normalize)
-    loss = be.empty(x.shape, x.dtype)
+    loss = be.empty(x.shape, x.dtype, like=like)
     evaluate(be, x, label, ignore_value=ignore_index, elem_out=loss,
              loss_scale=_scale(be, x, label, ignore_index, normalize))
     return loss
@@ -38,9 +39,10 @@ def sigmoid_cross_entropy_with_logits(x, label, ignore_index=-100, normalize=Fal
 
 def sigmoid_cross_entropy_with_logits_grad(x, label, dout, ignore_index=-100, normalize=False):
     """``dout * d(loss)/dx``, shape of ``x``."""
+    like = x
     be, x, label, ignore_index, normalize = _args(x, label, ignore_index, normalize, dout=dout)
     dout = _checks.real(be, "dout", dout, x.shape, x.dtype)
-    dx = be.empty(x.shape, x.dtype)
+    dx = be.empty(x.shape, x.dtype, like=like)
     evaluate(be, x, label, ignore_value=ignore_index, g_elem=dout, grad_out=dx,
              grad_scale=_scale(be, x, label, ignore_index, normalize))
     return dx
@@ -59,5 +61,6 @@ def _args(x, label, ignore_index, normalize, **more):
 def _scale(be, x, label, ignore_index, normalize):
     if not normalize:
         return 1.0
-    kept = int(evaluate(be, x, label, ignore_value=ignore_index, count=True).sum())
-    return 1.0 / kept if kept else 0.0
+    # Every label ignored: every element is 0 whatever the scale.
+    kept = be.total(evaluate(be, x, label, ignore_value=ignore_index, count=True))
+    return be.binary("safe_div", 1.0, kept)

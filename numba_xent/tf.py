@@ -56,12 +56,13 @@ def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothi
     be, x, z, w, smoothing = _args(multi_class_labels, logits, weights, label_smoothing,
                                    reduction)
     if reduction == Reduction.NONE:
-        loss = be.empty(x.shape, x.dtype)
+        loss = be.empty(x.shape, x.dtype, like=logits)
         evaluate(be, x, z, weights=w, smoothing=smoothing, elem_out=loss)
         return loss
     row_sums = be.empty(x.shape[:-1], np.float64)
     evaluate(be, x, z, weights=w, smoothing=smoothing, rows_out=row_sums)
-    return be.asarray(_safe_div(row_sums.sum(), _divisor(x, w, reduction)), dtype=x.dtype)
+    loss = be.binary("safe_div", be.total(row_sums), _divisor(be, x, w, reduction))
+    return be.wrap(be.cast(loss, x.dtype), logits)
 
 
 def sigmoid_cross_entropy_grad(multi_class_labels, logits, grad_loss, weights=1.0,
@@ -71,12 +72,12 @@ def sigmoid_cross_entropy_grad(multi_class_labels, logits, grad_loss, weights=1.
                                    reduction, grad_loss=grad_loss)
     elementwise = reduction == Reduction.NONE
     g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else (), x.dtype)
-    grad = be.empty(x.shape, x.dtype)
+    grad = be.empty(x.shape, x.dtype, like=logits)
     if elementwise:
         evaluate(be, x, z, weights=w, smoothing=smoothing, g_elem=g, grad_out=grad)
     else:
         evaluate(be, x, z, weights=w, smoothing=smoothing, g_row=g, grad_out=grad,
-                 grad_scale=_safe_div(1.0, _divisor(x, w, reduction)))
+                 grad_scale=be.binary("safe_div", 1.0, _divisor(be, x, w, reduction)))
     return grad
 
 
@@ -94,7 +95,7 @@ def _args(labels, logits, weights, label_smoothing, reduction, **more):
     z = _checks.real(be, "multi_class_labels", labels, x.shape)
     w = _checks.real(be, "weights", weights, None, x.dtype)
     if w.ndim == 1 and x.ndim > 1 and w.shape[0] == x.shape[0]:
-        w = w.reshape(w.shape + (1,) * (x.ndim - 1))  # per-sample weights
+        w = be.reshape(w, w.shape + (1,) * (x.ndim - 1))  # per-sample weights
     if w.ndim and (w.ndim != x.ndim or any(a not in (1, b) for a, b in zip(w.shape, x.shape))):
         raise ValueError(
             f"weights must be a scalar, of shape [batch_size] or of the logits' rank with "
@@ -102,7 +103,7 @@ def _args(labels, logits, weights, label_smoothing, reduction, **more):
     return be, x, z, w, float(label_smoothing) if label_smoothing > 0 else 0.0
 
 
-def _divisor(x, w, reduction):
+def _divisor(be, x, w, reduction):
     """What the scalar reductions divide the weighted sum by; 1 for SUM."""
     if reduction == Reduction.SUM:
         return 1.0
@@ -110,10 +111,5 @@ def _divisor(x, w, reduction):
         return x.size
     # Each weight is repeated x.size / w.size times in its broadcast to x's shape.
     repeats = x.size // w.size if w.size else 0
-    if reduction == Reduction.MEAN:
-        return float(w.sum(dtype=np.float64)) * repeats
-    return int(np.count_nonzero(w)) * repeats
-
-
-def _safe_div(a, b):
-    return a / b if b else 0.0
+    per_weight = be.total(w) if reduction == Reduction.MEAN else be.count_nonzero(w)
+    return be.binary("mul", per_weight, repeats)

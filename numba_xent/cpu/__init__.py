@@ -6,8 +6,44 @@ import numpy as np
 from . import kernels
 
 asarray = np.asarray
-empty = np.empty
 zeros = np.zeros
+
+
+def buffer(name, buf):
+    """A caller's output buffer, checked to be a writeable NumPy array."""
+    if not isinstance(buf, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(buf).__name__}")
+    if not buf.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return buf
+
+
+def overlap(a, b):
+    """Whether two arrays share memory (when that is too hard to decide: yes)."""
+    try:
+        return np.shares_memory(a, b, max_work=10**6)
+    except np.exceptions.TooHardError:
+        return True
+
+
+def same_view(a, b):
+    """Whether two arrays are the same elements in the same layout."""
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
+
+
+def empty(shape, dtype, like=None):
+    """A new array; ``like`` (the caller's logits) picks the array kind on devices."""
+    return np.empty(shape, dtype)
+
+
+def wrap(a, like):
+    """A result computed here, as the kind of array ``like`` is (NumPy already)."""
+    return a
 
 
 def reshape_view(a, shape):
@@ -56,3 +92,39 @@ def launch(key, x, *args):
     chunk = max(kernels.BLOCK, -(-n // pieces))
     pieces = -(-n // chunk)
     kernels.get(key)(x, *args, min(tasks, rows * pieces), chunk)
+
+
+# The epilogues of the front ends: small arithmetic on 0-d or per-row arrays,
+# done where the arrays live.
+
+def total(a):
+    """The sum of all elements, as a 0-d float64 array."""
+    return np.asarray(a.sum(dtype=np.float64))
+
+
+def count_nonzero(a):
+    """The number of non-zero elements, as a 0-d float64 array."""
+    return np.asarray(np.count_nonzero(a), np.float64)
+
+
+def binary(op, a, b):
+    """Elementwise float64 ``op`` of a and b (arrays or numbers), broadcast.
+
+    ``div``: a / b (IEEE: x/0 is inf, 0/0 NaN); ``safe_div``: 0 where b == 0;
+    ``div_at_least_one``: a / max(b, 1); ``mul``: a * b.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if op == "div":
+            return a / b
+        if op == "safe_div":
+            return np.where(b == 0, 0.0, a / np.where(b == 0, 1.0, b))
+        if op == "div_at_least_one":
+            return a / np.maximum(b, 1.0)
+        if op == "mul":
+            return a * b
+    raise ValueError(op)
+
+
+def cast(a, dtype):
+    return np.asarray(a, dtype)

@@ -51,22 +51,13 @@ def _block_sum(buf, m):
     return total
 
 
-@njit(inline="always")
-def _loss(x, z, pos_weight, variant, one):
-    e = exp_nonpos(-abs(x))
-    return loss_and_grad(x, z, pos_weight, e, log1p_unit(e), variant, one)[0]
-
-
-@njit(inline="always")
-def _grad(x, z, pos_weight, variant, one):
-    e = exp_nonpos(-abs(x))
-    return loss_and_grad(x, z, pos_weight, e, one - one, variant, one)[1]
-
-
 def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem, count):
     ty = np.dtype(dtype).type  # the loss is computed in the logits' dtype, the gradient in f64
     f64 = np.float64
     want_loss = rows or elem
+    # A float64 kernel evaluates exp once for both (two inlined copies of the
+    # same exp would also trip a Numba SSA check).
+    share_exp = want_loss and grad and ty is np.float64
 
     def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, chunk):
@@ -84,8 +75,8 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
             prefer_512bit_vectors()
             buf = np.empty(BLOCK if rows else 0, ty)
             for item in range(task * items // ntasks, (task + 1) * items // ntasks):
-                r = item // nchunks
-                c = item - r * nchunks
+                r = np.uint64(item // nchunks)
+                c = item - (item // nchunks) * nchunks
                 j1 = min(n, (c + 1) * chunk)
                 g_row = grad_scale * f64(g[r, 0]) if grad and not g_elem else 0.0
                 acc = 0.0
@@ -93,7 +84,9 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                 for b0 in range(c * chunk, j1, BLOCK):
                     m = min(BLOCK, j1 - b0)
                     for i in range(m):
-                        j = b0 + i
+                        # Unsigned indices: Numba then emits no negative-index
+                        # wraparound, and LLVM sees contiguous loads, not gathers.
+                        j = np.uint64(b0 + i)
                         z_raw = z[r, j]
                         keep = z_raw != ignore_value if ignore else True
                         if count:
@@ -103,7 +96,10 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                             if smooth:
                                 z_j = z_j * keep_z + half_s
                             pw_j = ty(pw[j]) if pos_weight else one
-                            loss = _loss(ty(x[r, j]), z_j, pw_j, variant, one)
+                            x_j = ty(x[r, j])
+                            e = exp_nonpos(-abs(x_j))
+                            loss = loss_and_grad(x_j, z_j, pw_j, e, log1p_unit(e), variant,
+                                                 one)[0]
                             if weighted:
                                 loss *= ty(w[r, j])
                             if ignore:
@@ -117,7 +113,13 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                             if smooth:
                                 z_j64 = z_j64 * keep_z64 + half_s64
                             pw_j64 = f64(ty(pw[j])) if pos_weight else 1.0
-                            dloss = _grad(f64(x[r, j]), z_j64, pw_j64, variant, 1.0)
+                            x_j64 = f64(x[r, j])
+                            if share_exp:
+                                e64 = e
+                            else:
+                                e64 = exp_nonpos(-abs(x_j64))
+                            dloss = loss_and_grad(x_j64, z_j64, pw_j64, e64, 0.0, variant,
+                                                  1.0)[1]
                             if weighted:
                                 dloss *= f64(ty(w[r, j]))
                             g_j = grad_scale * f64(g[r, j]) if g_elem else g_row

@@ -1,0 +1,91 @@
+"""The CPU kernels' code generation and work split.
+
+The kernels cache to disk, and Numba refuses to show the assembly of cached
+code, so the checks here recompile a kernel's Python function uncached.
+"""
+
+import re
+
+import numba
+import numpy as np
+import pytest
+
+from numba_xent import caffe2, general
+from numba_xent._jit import CPU_OPTIONS
+from numba_xent.cpu import kernels
+
+LIBM = re.compile(r"[$\s](exp|expf|log1p|log1pf|log|logf)\b")
+
+
+def packed(asm, width):
+    return re.findall(rf"\bv\w+p[sd]\s[^\n]*%{width}mm", asm)
+
+
+def asm_of_kernel_for(call):
+    """Run ``call`` and return the assembly of the one kernel it compiled."""
+    before = set(kernels._KERNELS)
+    call()
+    (key,) = set(kernels._KERNELS) - before or [list(kernels._KERNELS)[-1]]
+    dispatcher = kernels._KERNELS[key]
+    fresh = numba.njit(parallel=True, **CPU_OPTIONS)(dispatcher.py_func)
+    sig = dispatcher.signatures[0]
+    fresh.compile(sig)
+    return fresh.inspect_asm(sig)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["forward", "gradient", "fused"])
+def test_the_element_loops_are_vectorised_without_libm_calls(op, dtype):
+    # A fresh shape/dtype/option mix each time, so that a new kernel is compiled.
+    x = np.zeros((4, 700), dtype)
+    z = np.zeros((4, 700), np.int16 if dtype == np.float32 else np.int8)
+    g = np.ones(4, dtype)
+    calls = {
+        "forward": lambda: caffe2.sigmoid_cross_entropy_with_logits(x, z, log_d_trick=True),
+        "gradient": lambda: caffe2.sigmoid_cross_entropy_with_logits_grad(g, x, z,
+                                                                          log_d_trick=True),
+        "fused": lambda: caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z, g,
+                                                                           log_d_trick=True),
+    }
+    asm = asm_of_kernel_for(calls[op])
+    assert not LIBM.search(asm), LIBM.search(asm).group(0)
+    wide = packed(asm, "z") + packed(asm, "y")
+    assert len(wide) >= 40, f"only {len(wide)} packed ymm/zmm instructions"
+
+
+@pytest.mark.parametrize("rows, n", [(1, 100_000), (3, 33_333), (17, 5000), (5000, 3)])
+def test_rows_split_into_pieces_sum_like_whole_rows(rows, n):
+    rng = np.random.default_rng(rows)
+    x = rng.normal(0, 3, (rows, n))
+    z = rng.uniform(0, 1, (rows, n))
+    z[:, ::7] = -1
+    loss = general.sigmoid_cross_entropy(x, z, ignore_index=-1, reduction="row_sum")
+    kept = z != -1
+    terms = np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+    np.testing.assert_allclose(loss, (terms * kept).sum(-1), rtol=1e-12)
+    mean = general.sigmoid_cross_entropy(x, z, ignore_index=-1)
+    np.testing.assert_allclose(mean, (terms * kept).sum() / kept.sum(), rtol=1e-12)
+
+
+def test_results_are_bit_identical_run_after_run():
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 3, (3, 300_000)).astype(np.float32)
+    z = rng.uniform(0, 1, x.shape).astype(np.float32)
+    first = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
+    for _ in range(3):
+        again = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
+        np.testing.assert_array_equal(again[0], first[0])
+        np.testing.assert_array_equal(again[1], first[1])
+
+
+def test_one_thread_and_all_threads_agree():
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 3, (2, 200_000))
+    z = rng.uniform(0, 1, x.shape)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = caffe2.sigmoid_cross_entropy_with_logits(x, z)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_allclose(caffe2.sigmoid_cross_entropy_with_logits(x, z), one, rtol=1e-13)

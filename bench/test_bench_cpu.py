@@ -1,0 +1,374 @@
+"""CPU benchmark: the Caffe2 operator vs NumPy, PyTorch, JAX, TensorFlow and a memory floor.
+
+Regenerate everything (about 6-10 minutes on 2 cores; needs the ``bench`` extra)::
+
+    python -m pytest bench/test_bench_cpu.py --benchmark-enable \\
+        --benchmark-json=bench/results/cpu.json && python bench/report.py bench/results/cpu.json
+
+``--benchmark-enable`` is needed because pyproject's addopts say ``--benchmark-disable``
+(without it every case runs once, untimed: a smoke test).  Subsets with ``-k``, on the
+test ids ``test_cpu[<op>-<shape>-<dtype>-<impl>]``, e.g.
+``-k "forward and 4096x1024 and float32"`` or ``-k "not 16384x4096"``.  ``BENCH_ROUNDS=N``
+in the environment sets every case's timed rounds (default: 20 for shapes up to 8M
+elements, 5 above).
+
+What is timed, per (op, shape, dtype), every implementation in the inputs' dtype:
+
+* ``forward``: the per-row mean loss ``mean_j softplus(x) - x z``.
+* ``gradient``: ``grad_out[:, None] / n * (sigmoid(x) - z)``.  The autograd peers (torch,
+  jax, tf) can only get it by running the forward too; NumPy and numba_xent do not.
+* ``fused``: both, numba_xent in one pass (``..._and_grad``).
+
+Implementations:
+
+* ``numba_xent``: ``numba_xent.caffe2.sigmoid_cross_entropy_with_logits[_grad|_and_grad]``.
+* ``numpy``: the straightforward formula (``fused`` = forward + gradient, nothing shared).
+* ``torch``: ``F.binary_cross_entropy_with_logits(reduction='none').mean(-1)``, gradient by
+  ``torch.autograd.grad`` with ``grad_out``; 2 threads; tensors by ``torch.from_numpy``.
+* ``jax``: ``jax.jit`` of the stable formula, ``jax.vjp`` for the gradient,
+  ``block_until_ready``; x64 enabled for float64; inputs ``device_put`` once.
+* ``tf``: ``tf.nn.sigmoid_cross_entropy_with_logits`` + ``reduce_mean`` in a ``tf.function``,
+  ``GradientTape`` with ``output_gradients=grad_out``; TensorFlow's defaults (oneDNN on).
+  Its cases run after all the others: its allocator never frees (whole run: ~13 GB peak RSS,
+  nearly all of it TensorFlow's; `-k "not tf"` avoids it).
+* ``floor``: a Numba ``parallel=True`` kernel that reads and writes exactly the bytes the op
+  does (forward: reads x, z, writes a value per row; gradient: reads x, z, grad_out, writes
+  the gradient; fused: both writes) with trivial arithmetic, so it runs at memory speed.
+  Like the op it allocates its outputs on every call (fresh pages of a large ``np.empty``
+  are faulted in by the write: that cost is the op's too unless ``out=``/``grad=`` are given).
+
+Peers are optional (``pytest.importorskip``): with only numpy and numba_xent installed the
+file runs numba_xent, numpy and floor.  Nothing here asserts a time;
+``test_impls_agree`` checks on a small batch that every implementation computes the same
+thing, so the timings compare like with like.
+"""
+
+import gc
+import os
+
+import numpy as np
+import pytest
+
+import numba
+from numba_xent import caffe2
+
+SHAPES = {
+    "4096x1024": (4096, 1024),
+    "16384x4096": (16384, 4096),
+    "1e6x16": (1_000_000, 16),
+    "64x1e6": (64, 1_000_000),
+}
+DTYPES = ("float32", "float64")
+OPS = ("forward", "gradient", "fused")
+IMPLS = ("numba_xent", "floor", "numpy", "torch", "jax", "tf")
+SMALL_ELEMENTS = 8 * 2**20
+THREADS = 2
+
+# Outer loops first: each (shape, dtype) batch is built once and dropped before the next.
+# TensorFlow runs last, largest batch first: its oneDNN allocator keeps a pool of what it
+# ever allocated and never gives it back (peak RSS ~14 GB over all shapes, ~11 GB of it at
+# the 64M-element float64 batches), so nothing else runs beside that pool, and sizing the
+# pool on the largest batch first lets the smaller ones reuse it.
+LAST = ("tf",)
+_BIGGEST_FIRST = sorted(((s, d) for s in SHAPES for d in DTYPES),
+                        key=lambda sd: -np.prod(SHAPES[sd[0]]) * np.dtype(sd[1]).itemsize)
+CASES = [
+    pytest.param(op, shape, dtype, impl, id=f"{op}-{shape}-{dtype}-{impl}")
+    for impls, batches in (([i for i in IMPLS if i not in LAST], [(s, d) for s in SHAPES
+                                                                   for d in DTYPES]),
+                           (LAST, _BIGGEST_FIRST))
+    for shape, dtype in batches
+    for op in OPS
+    for impl in impls
+]
+
+
+def rounds_for(shape):
+    env = os.environ.get("BENCH_ROUNDS")
+    if env:
+        return max(1, int(env))
+    return 20 if np.prod(shape) <= SMALL_ELEMENTS else 5
+
+
+def bytes_moved(op, shape, itemsize):
+    """Bytes the op must read plus write (inputs once, outputs once)."""
+    rows, n = shape
+    elems = rows * n
+    reads = 2 * elems + (rows if op != "forward" else 0)  # x, z (+ grad_out)
+    writes = (rows if op != "gradient" else 0) + (elems if op != "forward" else 0)
+    return (reads + writes) * itemsize
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class Batch:
+    """One (shape, dtype) batch in NumPy, with each peer's copy built on first use."""
+
+    def __init__(self, shape, dtype):
+        rng = np.random.default_rng(0)
+        dt = np.dtype(dtype)
+        self.shape, self.dtype = shape, dt
+        x = rng.standard_normal(shape, dtype=dt)
+        x *= 3
+        self.x = x
+        self.z = (rng.random(shape, dtype=dt) < 0.05).astype(dt)
+        self.g = (rng.random(shape[0], dtype=dt) + 0.5).astype(dt)
+        self._peer = {}
+
+    def arrays(self, impl):
+        if impl not in self._peer:
+            self._peer[impl] = PEERS[impl]().convert(self.x, self.z, self.g)
+        return self._peer[impl]
+
+
+@pytest.fixture(scope="module")
+def batches():
+    """Keeps only the current batch: at most one (shape, dtype) in memory at a time."""
+    cache = {}
+
+    def get(shape_name, dtype):
+        key = (shape_name, dtype)
+        if key not in cache:
+            cache.clear()
+            gc.collect()
+            cache[key] = Batch(SHAPES[shape_name], dtype)
+        return cache[key]
+
+    yield get
+    cache.clear()
+    gc.collect()
+
+
+# --------------------------------------------------------------------------- numba_xent, numpy
+
+
+class NumbaXent:
+    def convert(self, x, z, g):
+        return x, z, g
+
+    def ops(self):
+        return {
+            "forward": lambda x, z, g: caffe2.sigmoid_cross_entropy_with_logits(x, z),
+            "gradient": lambda x, z, g: caffe2.sigmoid_cross_entropy_with_logits_grad(g, x, z),
+            "fused": lambda x, z, g: caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z, g),
+        }
+
+
+def numpy_forward(x, z):
+    return (np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))).mean(axis=-1)
+
+
+def numpy_gradient(g, x, z):
+    return g[:, None] / x.shape[-1] * (1 / (1 + np.exp(-x)) - z)
+
+
+class Numpy(NumbaXent):
+    def ops(self):
+        return {
+            "forward": lambda x, z, g: numpy_forward(x, z),
+            "gradient": lambda x, z, g: numpy_gradient(g, x, z),
+            "fused": lambda x, z, g: (numpy_forward(x, z), numpy_gradient(g, x, z)),
+        }
+
+
+# --------------------------------------------------------------------------- floor
+
+
+@numba.njit(parallel=True, fastmath=True)
+def _floor_rows(x, z, zero, loss):
+    for r in numba.prange(x.shape[0]):
+        acc = zero
+        for j in range(x.shape[1]):
+            acc += x[r, j] + z[r, j]
+        loss[r] = acc
+
+
+@numba.njit(parallel=True, fastmath=True)
+def _floor_grad(x, z, g, grad):
+    for r in numba.prange(x.shape[0]):
+        gr = g[r]
+        for j in range(x.shape[1]):
+            grad[r, j] = (x[r, j] + z[r, j]) * gr
+
+
+@numba.njit(parallel=True, fastmath=True)
+def _floor_both(x, z, g, zero, loss, grad):
+    for r in numba.prange(x.shape[0]):
+        gr = g[r]
+        acc = zero
+        for j in range(x.shape[1]):
+            s = x[r, j] + z[r, j]
+            acc += s
+            grad[r, j] = s * gr
+        loss[r] = acc
+
+
+class Floor(NumbaXent):
+    """Same bytes in and out as the op, trivial arithmetic: the memory-bandwidth floor."""
+
+    def ops(self):
+        def forward(x, z, g):
+            loss = np.empty(x.shape[0], x.dtype)
+            _floor_rows(x, z, x.dtype.type(0), loss)
+            return loss
+
+        def gradient(x, z, g):
+            grad = np.empty(x.shape, x.dtype)
+            _floor_grad(x, z, g, grad)
+            return grad
+
+        def fused(x, z, g):
+            loss, grad = np.empty(x.shape[0], x.dtype), np.empty(x.shape, x.dtype)
+            _floor_both(x, z, g, x.dtype.type(0), loss, grad)
+            return loss, grad
+
+        return {"forward": forward, "gradient": gradient, "fused": fused}
+
+
+# --------------------------------------------------------------------------- peers
+
+
+class Torch:
+    def __init__(self):
+        self.torch = torch = pytest.importorskip("torch")
+        torch.set_num_threads(THREADS)
+        self.F = torch.nn.functional
+
+    def convert(self, x, z, g):
+        return tuple(self.torch.from_numpy(a) for a in (x, z, g))  # zero-copy
+
+    def ops(self):
+        torch, F = self.torch, self.F
+
+        def forward(x, z, g):
+            return F.binary_cross_entropy_with_logits(x, z, reduction="none").mean(-1)
+
+        def fused(x, z, g):
+            x = x.detach().requires_grad_()
+            loss = forward(x, z, g)
+            (grad,) = torch.autograd.grad(loss, x, g)
+            return loss.detach(), grad
+
+        def gradient(x, z, g):
+            return fused(x, z, g)[1]
+
+        return {"forward": forward, "gradient": gradient, "fused": fused}
+
+
+class Jax:
+    def __init__(self):
+        self.jax = jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)  # float32 inputs stay float32
+        self.jnp = jax.numpy
+
+    def convert(self, x, z, g):
+        out = tuple(self.jax.device_put(a) for a in (x, z, g))  # may alias on the CPU
+        self.jax.block_until_ready(out)
+        return out
+
+    def ops(self):
+        jax, jnp = self.jax, self.jnp
+
+        def loss_fn(x, z):  # softplus(x) - x z, the stable form
+            return jnp.mean(jnp.maximum(x, 0) - x * z + jnp.log1p(jnp.exp(-jnp.abs(x))), axis=-1)
+
+        def both(x, z, g):
+            loss, vjp = jax.vjp(lambda x: loss_fn(x, z), x)
+            return loss, vjp(g)[0]
+
+        forward = jax.jit(lambda x, z, g: loss_fn(x, z))
+        gradient = jax.jit(lambda x, z, g: both(x, z, g)[1])
+        fused = jax.jit(both)
+        return {
+            name: (lambda f: lambda x, z, g: jax.block_until_ready(f(x, z, g)))(f)
+            for name, f in (("forward", forward), ("gradient", gradient), ("fused", fused))
+        }
+
+
+class TF:
+    _configured = False
+
+    def __init__(self):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self.tf = tf = pytest.importorskip("tensorflow")
+        if not TF._configured:
+            TF._configured = True
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+                tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+            except RuntimeError:  # TF already initialised in this process
+                pass
+
+    def convert(self, x, z, g):
+        return tuple(self.tf.constant(a) for a in (x, z, g))
+
+    def ops(self):
+        tf = self.tf
+
+        def loss_fn(x, z):
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=z, logits=x), -1)
+
+        def both(x, z, g):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = loss_fn(x, z)
+            return loss, tape.gradient(loss, x, output_gradients=g)
+
+        forward = tf.function(lambda x, z, g: loss_fn(x, z))
+        gradient = tf.function(lambda x, z, g: both(x, z, g)[1])
+        fused = tf.function(both)
+        return {"forward": forward, "gradient": gradient, "fused": fused}
+
+
+PEERS = {"numba_xent": NumbaXent, "floor": Floor, "numpy": Numpy, "torch": Torch,
+         "jax": Jax, "tf": TF}
+_OPS_CACHE = {}
+
+
+def ops_for(impl):
+    """The impl's three callables, built once per process (jit caches live in them)."""
+    if impl not in _OPS_CACHE:
+        _OPS_CACHE[impl] = PEERS[impl]().ops()
+    return _OPS_CACHE[impl]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("op, shape_name, dtype, impl", CASES)
+def test_cpu(benchmark, batches, op, shape_name, dtype, impl):
+    fn = ops_for(impl)[op]  # skips here when the peer is not installed
+    batch = batches(shape_name, dtype)
+    x, z, g = batch.arrays(impl)
+    shape = batch.shape
+    nbytes = bytes_moved(op, shape, batch.dtype.itemsize)
+    benchmark.group = f"{op} {shape_name} {dtype}"
+    benchmark.extra_info.update(op=op, shape=shape_name, rows=shape[0], cols=shape[1],
+                                dtype=dtype, impl=impl, bytes=nbytes)
+    # warmup_rounds=1 compiles / traces (numba_xent, floor, jax, tf) before the timed rounds.
+    benchmark.pedantic(fn, args=(x, z, g), rounds=rounds_for(shape), iterations=1,
+                       warmup_rounds=1)
+
+
+def _as_numpy(a):
+    return np.asarray(a.numpy() if hasattr(a, "numpy") else a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("impl", [i for i in IMPLS if i != "floor"])
+def test_impls_agree(impl, dtype):
+    """Each implementation computes the Caffe2 op in the inputs' dtype (a small batch)."""
+    ops = ops_for(impl)
+    b = Batch((37, 53), dtype)
+    x, z, g = b.arrays(impl)
+    x64, z64, g64 = (a.astype(np.float64) for a in (b.x, b.z, b.g))
+    want_loss, want_grad = numpy_forward(x64, z64), numpy_gradient(g64, x64, z64)
+    rtol = 1e-4 if dtype == "float32" else 1e-10
+    loss = _as_numpy(ops["forward"](x, z, g))
+    grad = _as_numpy(ops["gradient"](x, z, g))
+    fused_loss, fused_grad = (_as_numpy(a) for a in ops["fused"](x, z, g))
+    for got, want in ((loss, want_loss), (fused_loss, want_loss), (grad, want_grad),
+                      (fused_grad, want_grad)):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-2)

@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 
-from . import kernels
+from . import kernels, threads
 
 asarray = np.asarray
 zeros = np.zeros
@@ -91,7 +91,8 @@ def launch(key, x, *args):
     pieces = -(-tasks // rows)  # few long rows: cut each into pieces
     chunk = max(kernels.BLOCK, -(-n // pieces))
     pieces = -(-n // chunk)
-    kernels.get(key)(x, *args, min(tasks, rows * pieces), chunk)
+    threads.launch(lambda parallel: kernels.get(key, parallel),
+                   x, *args, min(tasks, rows * pieces), chunk)
 
 
 # The epilogues of the front ends: small arithmetic on 0-d or per-row arrays,

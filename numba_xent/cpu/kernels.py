@@ -35,11 +35,14 @@ BLOCK = 512
 _KERNELS = {}
 
 
-def get(key):
-    """The compiled kernel for ``key`` (a ``numba_xent._core.Kernel``), built on first use."""
-    kernel = _KERNELS.get(key)
+def get(key, parallel=True):
+    """The compiled kernel for ``key`` (a ``numba_xent._core.Kernel``), built on first use.
+
+    ``parallel=False`` is the serial build, for forked children (see threads.py).
+    """
+    kernel = _KERNELS.get((key, parallel))
     if kernel is None:
-        kernel = _KERNELS[key] = _build(*key)
+        kernel = _KERNELS[key, parallel] = _build(*key, parallel=parallel)
     return kernel
 
 
@@ -51,7 +54,8 @@ def _block_sum(buf, m):
     return total
 
 
-def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem, count):
+def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem, count,
+           parallel):
     ty = np.dtype(dtype).type  # the loss is computed in the logits' dtype, the gradient in f64
     f64 = np.float64
     want_loss = rows or elem
@@ -140,4 +144,5 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                 if count:
                     counts[r] = kept_partial[r].sum()
 
-    return cpu_jit(kernel, parallel=True)
+    # Numba's cache does not tell a serial build from a parallel one: cache only the latter.
+    return cpu_jit(kernel, parallel=parallel, cache=parallel)

@@ -35,7 +35,14 @@ def real(be, name, a, shape=None, dtype=np.float64):
         )
     if shape is not None and a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    return a.astype(dtype) if a.dtype == np.float16 else a
+    return be.cast(a, dtype) if a.dtype == np.float16 else a
+
+
+def choice(name, value, options):
+    """``value`` if it is one of the strings ``options``, else a ValueError."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
 
 
 def flag(name, value):

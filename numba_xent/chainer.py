@@ -56,8 +56,7 @@ def sigmoid_cross_entropy_grad(x, t, gy, normalize=True, reduce="mean"):
 
 
 def _args(x, t, normalize, reduce, **more):
-    if reduce not in ("mean", "no"):
-        raise ValueError(f"reduce must be 'mean' or 'no', got {reduce!r}")
+    _checks.choice("reduce", reduce, ("mean", "no"))
     normalize = _checks.flag("normalize", normalize)
     be = backend(x=x, t=t, **more)
     x = _checks.logits(be, "x", x)

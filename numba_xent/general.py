@@ -63,8 +63,7 @@ def sigmoid_cross_entropy_and_grad(logits, targets, weights=None, *, grad_output
 
 def _run(logits, targets, weights, pos_weight, label_smoothing, ignore_index, reduction, *,
          grad_output=None, out=None, grad=None, want_loss=True, want_grad=True):
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    _checks.choice("reduction", reduction, REDUCTIONS)
     if not isinstance(label_smoothing, numbers.Real) or not 0 <= label_smoothing <= 1:
         raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     if ignore_index is not None and (not isinstance(ignore_index, numbers.Real)

@@ -86,8 +86,7 @@ def _args(labels, logits, weights, label_smoothing, reduction, **more):
                         ("weights", weights)):
         if value is None:
             raise ValueError(f"{name} must not be None")
-    if reduction not in Reduction.all():
-        raise ValueError(f"reduction must be one of {Reduction.all()}, got {reduction!r}")
+    _checks.choice("reduction", reduction, Reduction.all())
     if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
         raise TypeError(f"label_smoothing must be a number, got {label_smoothing!r}")
     be = backend(multi_class_labels=labels, logits=logits, weights=weights, **more)

@@ -69,7 +69,7 @@ def test_labels_beyond_minus_one_zero_one_enter_the_formula_as_they_are():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="reduce must be 'mean' or 'no', got 'sum'"):
+    with pytest.raises(ValueError, match=r"reduce must be one of \('mean', 'no'\), got 'sum'"):
         chainer.sigmoid_cross_entropy(X, T, reduce="sum")
     with pytest.raises(TypeError, match="t must be an integer array"):
         chainer.sigmoid_cross_entropy(X, T.astype(np.float32))

@@ -61,17 +61,24 @@ def read_only(a):
     return a
 
 
+# Factories, so that every draw is a fresh object (one array drawn for two
+# arguments would alias them, and a written ``out`` would change the pool).
 HOSTILE = st.sampled_from([
-    None, 0, -1, 1.5, np.nan, np.inf, True, "abc", "mean", "none", b"x", [], [[1.0, 2.0], [3.0]],
-    [[0.5] * 4] * 3, (1, 2), {"a": 1}, object(), 1 + 2j,
-    np.array("abc"), np.array(["a", "b", "c", "d"] * 3).reshape(SHAPE),
-    np.ones(SHAPE, complex), np.ones(SHAPE, object), np.ones(SHAPE, bool),
-    np.arange(12).reshape(SHAPE), np.ones(SHAPE, np.float16), np.ones(SHAPE, np.float32),
-    np.ones((4, 3)), np.ones(3), np.ones(4), np.ones(()), np.ones((1, 4)), np.ones((3, 1)),
-    np.ones((2, 3, 4)), np.zeros((0, 4)), np.full(SHAPE, np.nan), np.full(SHAPE, np.inf),
-    np.full(SHAPE, -np.inf), np.full(SHAPE, 1e308), np.full(SHAPE, -1.0),
-    X[::-1, ::-1], np.asfortranarray(X), read_only(X), read_only(np.ones(3)),
-    np.ones(SHAPE, np.int8)[:, ::-1], np.ones(SHAPE, np.uint64),
+    lambda: None, lambda: 0, lambda: -1, lambda: 1.5, lambda: np.nan, lambda: np.inf,
+    lambda: True, lambda: "abc", lambda: "mean", lambda: "none", lambda: b"x", lambda: [],
+    lambda: [[1.0, 2.0], [3.0]], lambda: [[0.5] * 4] * 3, lambda: (1, 2), lambda: {"a": 1},
+    lambda: object(), lambda: 1 + 2j, lambda: np.array("abc"),
+    lambda: np.array(["a", "b", "c", "d"] * 3).reshape(SHAPE),
+    lambda: np.ones(SHAPE, complex), lambda: np.ones(SHAPE, object),
+    lambda: np.ones(SHAPE, bool), lambda: np.arange(12).reshape(SHAPE),
+    lambda: np.ones(SHAPE, np.float16), lambda: np.ones(SHAPE, np.float32),
+    lambda: np.ones((4, 3)), lambda: np.ones(3), lambda: np.ones(4), lambda: np.ones(()),
+    lambda: np.ones((1, 4)), lambda: np.ones((3, 1)), lambda: np.ones((2, 3, 4)),
+    lambda: np.zeros((0, 4)), lambda: np.full(SHAPE, np.nan), lambda: np.full(SHAPE, np.inf),
+    lambda: np.full(SHAPE, -np.inf), lambda: np.full(SHAPE, 1e308), lambda: np.full(SHAPE, -1.0),
+    lambda: X.copy()[::-1, ::-1], lambda: np.asfortranarray(X), lambda: read_only(X),
+    lambda: read_only(np.ones(3)), lambda: np.ones(SHAPE, np.int8)[:, ::-1],
+    lambda: np.ones(SHAPE, np.uint64),
 ])
 
 
@@ -81,7 +88,7 @@ def hostile_calls(draw):
     params = list(inspect.signature(fn).parameters)
     kwargs = dict(VALID[fn])
     for name in draw(st.lists(st.sampled_from(params), min_size=1, max_size=3, unique=True)):
-        kwargs[name] = draw(HOSTILE)
+        kwargs[name] = draw(HOSTILE)()
     return fn, kwargs
 
 

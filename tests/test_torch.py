@@ -1,0 +1,101 @@
+"""numba_xent.torch: autograd through the fused kernels (skipped without torch)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nxt = pytest.importorskip("numba_xent.torch")
+
+F = torch.nn.functional
+gen = torch.Generator().manual_seed(0)
+X = torch.randn(6, 5, generator=gen, dtype=torch.float64) * 3
+Z = torch.rand(6, 5, generator=gen, dtype=torch.float64)
+W = torch.rand(6, 5, generator=gen, dtype=torch.float64)
+PW = torch.rand(5, generator=gen, dtype=torch.float64) + 0.5
+T = torch.randint(-1, 2, (6, 5), generator=gen)
+
+LOSSES = {
+    "general mean": lambda x: nxt.sigmoid_cross_entropy(x, Z, W, pos_weight=PW),
+    "general none": lambda x: nxt.sigmoid_cross_entropy(x, Z, reduction="none"),
+    "general row_mean ignore": lambda x: nxt.sigmoid_cross_entropy(
+        x, torch.where(T < 0, -1.0, Z), ignore_index=-1, reduction="row_mean"),
+    "caffe2": lambda x: nxt.caffe2_sigmoid_cross_entropy_with_logits(x, Z),
+    "caffe2 log-D": lambda x: nxt.caffe2_sigmoid_cross_entropy_with_logits(x, Z,
+                                                                           log_d_trick=True),
+    "caffe2 weighted": lambda x: nxt.caffe2_weighted_sigmoid_cross_entropy_with_logits(x, Z, W),
+    "chainer": lambda x: nxt.chainer_sigmoid_cross_entropy(x, T),
+    "chainer no": lambda x: nxt.chainer_sigmoid_cross_entropy(x, T, reduce="no"),
+    "paddle": lambda x: nxt.paddle_sigmoid_cross_entropy_with_logits(x, Z, normalize=True),
+    "tf": lambda x: nxt.tf_sigmoid_cross_entropy(Z > 0.5, x, W, label_smoothing=0.1),
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_gradcheck_in_float64(name):
+    x = X.clone().requires_grad_()
+    assert torch.autograd.gradcheck(LOSSES[name], (x,), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_matches_bce_with_logits_forward_and_backward(reduction):
+    x1, x2 = X.clone().requires_grad_(), X.clone().requires_grad_()
+    ours = nxt.SigmoidCrossEntropyLoss(W, reduction, PW)(x1, Z)
+    theirs = torch.nn.BCEWithLogitsLoss(W, reduction=reduction, pos_weight=PW)(x2, Z)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+    g = torch.rand(ours.shape, generator=gen, dtype=torch.float64)
+    ours.backward(g)
+    theirs.backward(g)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_modules_cover_every_front_end():
+    x = X.float().requires_grad_()
+    z, w = Z.float(), W.float()
+    losses = [
+        nxt.Caffe2SigmoidCrossEntropyWithLogits(unjoined_lr_loss=True)(x, z).sum(),
+        nxt.Caffe2WeightedSigmoidCrossEntropyWithLogits()(x, z, w).sum(),
+        nxt.ChainerSigmoidCrossEntropy(normalize=False)(x, T),
+        nxt.PaddleSigmoidCrossEntropyWithLogits(ignore_index=-1)(x, z).mean(),
+        nxt.TFSigmoidCrossEntropy(reduction="weighted_mean")(z > 0.5, x, w),
+    ]
+    sum(losses).backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+
+
+def train(loss_fn, steps=60):
+    torch.manual_seed(0)
+    true_w = torch.randn(20, 8)
+    features = torch.randn(512, 20)
+    labels = (features @ true_w > 0).float()
+    model = torch.nn.Linear(20, 8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model(features), labels)
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    return history
+
+
+def test_a_training_loop_learns_as_with_torchs_own_loss():
+    ours = train(nxt.SigmoidCrossEntropyLoss())
+    theirs = train(torch.nn.BCEWithLogitsLoss())
+    assert ours[-1] < 0.6 * ours[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+
+
+def test_logits_must_be_a_tensor():
+    with pytest.raises(TypeError, match="logits must be a torch.Tensor"):
+        nxt.sigmoid_cross_entropy(np.zeros(3), np.zeros(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_stay_on_the_device():
+    x = X.cuda().requires_grad_()
+    loss = nxt.sigmoid_cross_entropy(x, Z.cuda(), reduction="sum")
+    loss.backward()
+    assert loss.device == x.device and x.grad.device == x.device
+    ref = F.binary_cross_entropy_with_logits(X, Z, reduction="sum")
+    torch.testing.assert_close(loss.cpu(), ref, rtol=1e-12, atol=0)

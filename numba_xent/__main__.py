@@ -1,5 +1,18 @@
 """``python -m numba_xent``: a demo on a realistic batch, checked and timed against NumPy."""
 
+COMMANDS = """\
+commands:
+  python -m numba_xent                     this demo (4096 x 1024 float32)
+  python -m pytest                         the tests (pip install ".[test]")
+  python -m pytest bench/test_bench_cpu.py --benchmark-enable \\
+      --benchmark-json=bench/results/cpu.json && python bench/report.py bench/results/cpu.json
+                                           CPU benchmarks vs NumPy/PyTorch/JAX/TF and the
+                                           memory floor (pip install ".[bench]")
+  bash bench/gpu.sh                        GPU tests and benchmarks (needs a CUDA device)
+  python scripts/memory.py                 peak memory of every function
+  python scripts/huge.py                   64-bit indexing on 2**31 + 7 elements (~10 GB)
+"""
+
 import argparse
 import time
 
@@ -30,7 +43,9 @@ def median_time(fn, repeat):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m numba_xent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m numba_xent", description=__doc__,
+                                     epilog=COMMANDS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=4096, help="batch size (default 4096)")
     parser.add_argument("--cols", type=int, default=1024, help="classes per row (default 1024)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per entry (default 5)")

@@ -34,17 +34,31 @@ from . import _checks
 from ._core import evaluate
 from ._dispatch import backend
 from ._formulas import LOG_D_TRICK, PLAIN, UNJOINED
+from ._types import Array, ArrayLike
 
 
-def sigmoid_cross_entropy_with_logits(logits, targets, *, log_d_trick=False,
-                                      unjoined_lr_loss=False, out=None):
+def sigmoid_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_d_trick: bool = False,
+    unjoined_lr_loss: bool = False,
+    out: Array | None = None,
+) -> Array:
     """Per-row mean sigmoid cross-entropy; shape ``logits.shape[:-1]``."""
     return _op(logits, targets, None, None, log_d_trick, unjoined_lr_loss, out, None,
                want_grad=False)[0]
 
 
-def sigmoid_cross_entropy_with_logits_grad(grad_out, logits, targets, *, log_d_trick=False,
-                                           unjoined_lr_loss=False, out=None):
+def sigmoid_cross_entropy_with_logits_grad(
+    grad_out: ArrayLike,
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_d_trick: bool = False,
+    unjoined_lr_loss: bool = False,
+    out: Array | None = None,
+) -> Array:
     """Gradient w.r.t. the logits for ``grad_out`` of the loss's shape; shape of logits."""
     if grad_out is None:
         raise ValueError("grad_out must be an array of the loss's shape, got None")
@@ -52,22 +66,41 @@ def sigmoid_cross_entropy_with_logits_grad(grad_out, logits, targets, *, log_d_t
                want_loss=False)[1]
 
 
-def sigmoid_cross_entropy_with_logits_and_grad(logits, targets, grad_out=None, *,
-                                               log_d_trick=False, unjoined_lr_loss=False,
-                                               out=None, grad=None):
+def sigmoid_cross_entropy_with_logits_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    grad_out: ArrayLike | None = None,
+    *,
+    log_d_trick: bool = False,
+    unjoined_lr_loss: bool = False,
+    out: Array | None = None,
+    grad: Array | None = None,
+) -> tuple[Array, Array]:
     """``(loss, grad_logits)`` in one pass; ``grad_out=None`` means ones."""
     return _op(logits, targets, None, grad_out, log_d_trick, unjoined_lr_loss, out, grad,
                )
 
 
-def weighted_sigmoid_cross_entropy_with_logits(logits, targets, weights, *, out=None):
+def weighted_sigmoid_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike,
+    *,
+    out: Array | None = None,
+) -> Array:
     """Per-row mean of ``weights * (softplus(x) - x z)``; shape ``logits.shape[:-1]``."""
     return _op(logits, targets, _required(weights), None, False, False, out, None,
                want_grad=False)[0]
 
 
-def weighted_sigmoid_cross_entropy_with_logits_grad(grad_out, logits, targets, weights, *,
-                                                    out=None):
+def weighted_sigmoid_cross_entropy_with_logits_grad(
+    grad_out: ArrayLike,
+    logits: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike,
+    *,
+    out: Array | None = None,
+) -> Array:
     """``grad_out[r] / n * weights * (sigmoid(x) - z)``; shape of logits."""
     if grad_out is None:
         raise ValueError("grad_out must be an array of the loss's shape, got None")
@@ -75,8 +108,15 @@ def weighted_sigmoid_cross_entropy_with_logits_grad(grad_out, logits, targets, w
                want_loss=False)[1]
 
 
-def weighted_sigmoid_cross_entropy_with_logits_and_grad(logits, targets, weights,
-                                                        grad_out=None, *, out=None, grad=None):
+def weighted_sigmoid_cross_entropy_with_logits_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike,
+    grad_out: ArrayLike | None = None,
+    *,
+    out: Array | None = None,
+    grad: Array | None = None,
+) -> tuple[Array, Array]:
     """``(loss, grad_logits)`` of the weighted operator in one pass."""
     return _op(logits, targets, _required(weights), grad_out, False, False, out, grad,
                )

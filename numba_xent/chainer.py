@@ -21,11 +21,17 @@ import numpy as np
 from . import _checks
 from ._core import evaluate
 from ._dispatch import backend
+from ._types import Array, ArrayLike
 
 IGNORE = -1
 
 
-def sigmoid_cross_entropy(x, t, normalize=True, reduce="mean"):
+def sigmoid_cross_entropy(
+    x: ArrayLike,
+    t: ArrayLike,
+    normalize: bool = True,
+    reduce: str = "mean",
+) -> Array:
     """The loss: 0-d array for ``reduce='mean'``, shape of ``x`` for ``'no'``."""
     like = x
     be, x, t, normalize = _args(x, t, normalize, reduce)
@@ -39,7 +45,13 @@ def sigmoid_cross_entropy(x, t, normalize=True, reduce="mean"):
     return be.wrap(be.cast(mean, x.dtype), like)
 
 
-def sigmoid_cross_entropy_grad(x, t, gy, normalize=True, reduce="mean"):
+def sigmoid_cross_entropy_grad(
+    x: ArrayLike,
+    t: ArrayLike,
+    gy: ArrayLike,
+    normalize: bool = True,
+    reduce: str = "mean",
+) -> Array:
     """``d(loss)/dx`` scaled by ``gy`` (the loss's shape); shape of ``x``."""
     like = x
     be, x, t, normalize = _args(x, t, normalize, reduce, gy=gy)

@@ -34,28 +34,57 @@ import numpy as np
 from . import _checks
 from ._core import evaluate
 from ._dispatch import backend
+from ._types import Array, ArrayLike
 
 REDUCTIONS = ("none", "sum", "mean", "row_sum", "row_mean")
 
 
-def sigmoid_cross_entropy(logits, targets, weights=None, *, pos_weight=None,
-                          label_smoothing=0.0, ignore_index=None, reduction="mean", out=None):
+def sigmoid_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike | None = None,
+    *,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
+    reduction: str = "mean",
+    out: Array | None = None,
+) -> Array:
     """The loss; its shape depends on ``reduction`` (see the module docstring)."""
     return _run(logits, targets, weights, pos_weight, label_smoothing, ignore_index,
                 reduction, out=out, want_grad=False)[0]
 
 
-def sigmoid_cross_entropy_grad(logits, targets, weights=None, *, grad_output=None,
-                               pos_weight=None, label_smoothing=0.0, ignore_index=None,
-                               reduction="mean", out=None):
+def sigmoid_cross_entropy_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike | None = None,
+    *,
+    grad_output: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
+    reduction: str = "mean",
+    out: Array | None = None,
+) -> Array:
     """``grad_output * d(loss)/d(logits)``, shape of ``logits``."""
     return _run(logits, targets, weights, pos_weight, label_smoothing, ignore_index,
                 reduction, grad_output=grad_output, grad=out, want_loss=False)[1]
 
 
-def sigmoid_cross_entropy_and_grad(logits, targets, weights=None, *, grad_output=None,
-                                   pos_weight=None, label_smoothing=0.0, ignore_index=None,
-                                   reduction="mean", out=None, grad=None):
+def sigmoid_cross_entropy_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    weights: ArrayLike | None = None,
+    *,
+    grad_output: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
+    reduction: str = "mean",
+    out: Array | None = None,
+    grad: Array | None = None,
+) -> tuple[Array, Array]:
     """``(loss, grad_output * d(loss)/d(logits))``, reading each input once."""
     return _run(logits, targets, weights, pos_weight, label_smoothing, ignore_index,
                 reduction, grad_output=grad_output, out=out, grad=grad)

@@ -25,9 +25,15 @@ import numbers
 from . import _checks
 from ._core import evaluate
 from ._dispatch import backend
+from ._types import Array, ArrayLike
 
 
-def sigmoid_cross_entropy_with_logits(x, label, ignore_index=-100, normalize=False):
+def sigmoid_cross_entropy_with_logits(
+    x: ArrayLike,
+    label: ArrayLike,
+    ignore_index: float = -100,
+    normalize: bool = False,
+) -> Array:
     """The elementwise loss, shape of ``x``."""
     like = x
     be, x, label, ignore_index, normalize = _args(x, label, ignore_index, normalize)
@@ -37,7 +43,13 @@ def sigmoid_cross_entropy_with_logits(x, label, ignore_index=-100, normalize=Fal
     return loss
 
 
-def sigmoid_cross_entropy_with_logits_grad(x, label, dout, ignore_index=-100, normalize=False):
+def sigmoid_cross_entropy_with_logits_grad(
+    x: ArrayLike,
+    label: ArrayLike,
+    dout: ArrayLike,
+    ignore_index: float = -100,
+    normalize: bool = False,
+) -> Array:
     """``dout * d(loss)/dx``, shape of ``x``."""
     like = x
     be, x, label, ignore_index, normalize = _args(x, label, ignore_index, normalize, dout=dout)

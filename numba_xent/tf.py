@@ -32,6 +32,7 @@ import numpy as np
 from . import _checks
 from ._core import evaluate
 from ._dispatch import backend
+from ._types import Array, ArrayLike
 
 
 class Reduction:
@@ -50,8 +51,13 @@ class Reduction:
                 cls.SUM_BY_NONZERO_WEIGHTS)
 
 
-def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothing=0,
-                          reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def sigmoid_cross_entropy(
+    multi_class_labels: ArrayLike,
+    logits: ArrayLike,
+    weights: ArrayLike = 1.0,
+    label_smoothing: float = 0,
+    reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS,
+) -> Array:
     """The weighted, reduced loss: shape of ``logits`` for ``NONE``, else 0-d."""
     be, x, z, w, smoothing = _args(multi_class_labels, logits, weights, label_smoothing,
                                    reduction)
@@ -65,8 +71,14 @@ def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothi
     return be.wrap(be.cast(loss, x.dtype), logits)
 
 
-def sigmoid_cross_entropy_grad(multi_class_labels, logits, grad_loss, weights=1.0,
-                               label_smoothing=0, reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def sigmoid_cross_entropy_grad(
+    multi_class_labels: ArrayLike,
+    logits: ArrayLike,
+    grad_loss: ArrayLike,
+    weights: ArrayLike = 1.0,
+    label_smoothing: float = 0,
+    reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS,
+) -> Array:
     """``d(loss)/d(logits)`` scaled by ``grad_loss`` (the loss's shape); shape of logits."""
     be, x, z, w, smoothing = _args(multi_class_labels, logits, weights, label_smoothing,
                                    reduction, grad_loss=grad_loss)

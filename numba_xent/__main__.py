@@ -1,5 +1,13 @@
 """``python -m numba_xent``: a demo on a realistic batch, checked and timed against NumPy."""
 
+
+import argparse
+import time
+
+import numpy as np
+
+from . import caffe2
+
 COMMANDS = """\
 commands:
   python -m numba_xent                     this demo (4096 x 1024 float32)
@@ -12,13 +20,6 @@ commands:
   python scripts/memory.py                 peak memory of every function
   python scripts/huge.py                   64-bit indexing on 2**31 + 7 elements (~10 GB)
 """
-
-import argparse
-import time
-
-import numpy as np
-
-from . import caffe2
 
 
 def numpy_loss(x, z, w):

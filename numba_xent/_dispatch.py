@@ -3,7 +3,8 @@
 NumPy arrays and array-likes (lists, scalars) run on :mod:`numba_xent.cpu`;
 objects exposing ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors,
 Numba device arrays) or, under Numba's CUDA simulator, ``__cuda_ndarray__``
-belong to the CUDA backend.  Nothing else in the package branches on the backend.
+run on :mod:`numba_xent.cuda` (imported on first use: it needs numba-cuda,
+the ``cuda`` extra).  Nothing else in the package branches on the backend.
 """
 
 import numbers
@@ -14,14 +15,18 @@ from . import cpu
 
 
 def is_device_array(a):
-    return hasattr(a, "__cuda_array_interface__") or hasattr(a, "__cuda_ndarray__")
+    # Cheap class flags first: building the interface's dictionary takes microseconds.
+    if getattr(a, "__cuda_ndarray__", False) or getattr(a, "is_cuda", False) is True:
+        return True  # Numba (simulator too); PyTorch, whose interface raises for grad tensors
+    return hasattr(a, "__cuda_array_interface__")
 
 
 def backend(**named):
-    """The backend module for the named arguments (None values are absent).
+    """The backend for the named arguments (None values are absent).
 
     Python and NumPy scalars go with either side; anything else that is not a
-    device array is a host array.  Host and device arrays in one call: TypeError.
+    device array is a host array.  Host and device arrays in one call: TypeError;
+    device arrays on different GPUs: ValueError.
     """
     device = [k for k, v in named.items() if v is not None and is_device_array(v)]
     if not device:
@@ -38,10 +43,9 @@ def backend(**named):
             f"{_names(device)} on the GPU but {_names(host)} on the host: "
             "pass all arrays on the same side"
         )
-    raise NotImplementedError(
-        f"{_names(device)}: device arrays need the CUDA backend numba_xent.cuda, "
-        "which is not implemented yet"
-    )
+    from . import cuda
+
+    return cuda.bind(named)
 
 
 def _names(keys):

@@ -1,0 +1,389 @@
+"""Every CUDA kernel the dispatcher can launch, compiled to PTX for sm_90 (no GPU needed).
+
+The simulator runs kernels as Python and misses what only the compiler sees.
+Here every kernel is compiled with ``numba.cuda.compile_ptx``: the fused
+kernel for every ``numba_xent._core.Kernel`` key the front ends launch (found
+by running every front end with every option on tiny host arrays while
+recording the keys and argument types that reach ``launch``), some once more
+on strided inputs, and the epilogue kernels (sums, counts, arithmetic, copies).
+Each must show:
+
+* no local memory in the PTX (the UNROLL-element register arrays were promoted),
+* under ptxas (through nvJitLink, where installed): no spill, no stack frame,
+  a bounded register count,
+* loads fit for coalescing: a contiguous input's elements are read with
+  ``ld.global`` of the element's width, UNROLL loads issued per thread (which
+  elements a warp's lanes read is checked in tests/test_cuda.py).
+
+The compiler runs in subprocesses, started when this module is collected so
+that they compile while the rest of the suite runs: this process may be
+running Numba's simulator (tests/test_cuda.py switches it on), which has no
+compiler.  The same subprocess checks the zero-copy views of real (not
+simulated) Numba device arrays.  Run as a script, this file is that
+subprocess: JSON jobs on stdin, JSON findings on stdout.
+"""
+
+import atexit
+import importlib
+import itertools
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ARCH = (9, 0)
+MAX_REGISTERS = 128  # beyond this, fewer than 2 blocks of 256 threads fit on an SM
+
+
+# -- the jobs: what the dispatcher launches ----------------------------------------
+
+def describe(a):
+    """A kernel argument as Numba types it on the device: dtype, ndim, layout."""
+    if not isinstance(a, np.ndarray):
+        return "float64"
+    broadcast = 0 in a.strides and a.size > 0  # Numba types broadcast device arrays 'A'
+    layout = ("C" if a.flags.c_contiguous and not broadcast
+              else "F" if a.flags.f_contiguous and not broadcast else "A")
+    return [a.dtype.name, a.ndim, layout]
+
+
+F64_1C, F64_2C = ["float64", 1, "C"], ["float64", 2, "C"]
+LAYOUT_ARGS = ["int64"] * 3  # group, shift, chunk
+
+
+def launched():
+    """{(key, argument descriptions)} of every loss kernel the front ends launch."""
+    import numba_xent as nx
+    from numba_xent import caffe2, chainer, cpu, paddle, tf
+
+    seen = {}
+
+    def record(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+               rows_out, elem_out, grad_out, counts):
+        args = [describe(a) for a in (x, z, w, pw, g)] + ["float64", "float64"]
+        args += [F64_1C, "float64", F64_1C, "float64"]  # the Scale pairs
+        args += [describe(a) for a in (rows_out, elem_out, grad_out, counts)]
+        args += [F64_2C, F64_2C] + LAYOUT_ARGS  # partial sums, layout
+        seen.setdefault(tuple(key), args)
+
+    launch, cpu.launch = cpu.launch, record
+    try:
+        for dt in (np.float32, np.float64):
+            x, z, w = (np.ones((3, 4), dt) for _ in range(3))
+            g, t = np.ones(3, dt), np.ones((3, 4), np.int32)
+            for flags in ({}, {"log_d_trick": True}, {"unjoined_lr_loss": True}):
+                caffe2.sigmoid_cross_entropy_with_logits(x, z, **flags)
+                caffe2.sigmoid_cross_entropy_with_logits_grad(g, x, z, **flags)
+                caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z, g, **flags)
+            caffe2.weighted_sigmoid_cross_entropy_with_logits(x, z, w)
+            caffe2.weighted_sigmoid_cross_entropy_with_logits_grad(g, x, z, w)
+            caffe2.weighted_sigmoid_cross_entropy_with_logits_and_grad(x, z, w, g)
+            for normalize, reduce in itertools.product((True, False), ("mean", "no")):
+                gy = np.ones((3, 4) if reduce == "no" else (), dt)
+                chainer.sigmoid_cross_entropy(x, t, normalize, reduce)
+                chainer.sigmoid_cross_entropy_grad(x, t, gy, normalize, reduce)
+            for normalize in (True, False):
+                paddle.sigmoid_cross_entropy_with_logits(x, z, -1, normalize)
+                paddle.sigmoid_cross_entropy_with_logits_grad(x, z, x, -1, normalize)
+            for reduction, smoothing in itertools.product(tf.Reduction.all(), (0, 0.1)):
+                gl = np.ones((3, 4)) if reduction == tf.Reduction.NONE else 1.0
+                tf.sigmoid_cross_entropy(t, x, 1.0, smoothing, reduction)
+                tf.sigmoid_cross_entropy_grad(t, x, gl, 1.0, smoothing, reduction)
+            for reduction, weights, pos_weight, smoothing, ignore in itertools.product(
+                    nx.REDUCTIONS, (None, w), (None, np.ones(4, dt)), (0, 0.1), (None, -1)):
+                options = dict(weights=weights, pos_weight=pos_weight, reduction=reduction,
+                               label_smoothing=smoothing, ignore_index=ignore)
+                nx.sigmoid_cross_entropy(x, z, **options)
+                nx.sigmoid_cross_entropy_grad(x, z, **options)
+                nx.sigmoid_cross_entropy_and_grad(x, z, **options)
+    finally:
+        cpu.launch = launch
+    return seen
+
+
+def jobs():
+    """Every kernel to compile: (name, kernel, argument descriptions)."""
+    result = []
+    for key, args in sorted(launched().items()):
+        name = "loss" + "".join(f"-{f}" if v is True else f"-{v}" for f, v in zip(
+            ("variant", "dtype", "weighted", "pos_weight", "ignore", "smooth", "rows", "elem",
+             "grad", "g_elem", "count"), key, strict=True) if v is not False)
+        result.append((name, ["loss", key], args))
+        if key[2] is False and key[3] is False:  # and once on strided inputs
+            strided = [[d[0], d[1], "A"] if i in (0, 1, 11, 12, 13) and isinstance(d, list)
+                       and d[2] == "C" else d for i, d in enumerate(args)]
+            if key[4:6] == (False, False) and not key[10]:
+                result.append((name + "-strided", ["loss", key], strided))
+    epilogue_args = [F64_1C, "float64"]  # the Scale pair
+    for a, out in [(F64_2C, F64_1C), (["int64", 2, "C"], F64_1C), (["float32", 2, "A"], F64_1C),
+                   (F64_2C, ["float32", 1, "C"]), (F64_2C, ["float32", 1, "A"]),
+                   (F64_2C, ["int64", 1, "C"])]:
+        result.append((f"row_sums-sum-{a[0]}{a[2]}-{out[0]}{out[2]}", ["row_sums", "sum"],
+                       [a, *epilogue_args, out, F64_2C] + LAYOUT_ARGS))
+    for a in (["float32", 2, "A"], ["float64", 2, "A"], ["bool", 2, "C"]):
+        result.append((f"row_sums-nonzero-{a[0]}{a[2]}", ["row_sums", "nonzero"],
+                       [a, *epilogue_args, F64_1C, F64_2C] + LAYOUT_ARGS))
+    for op, a, b in [("div", "float64", "float64"), ("div", "float64", "int64"),
+                     ("safe_div", "float64", "float64"), ("mul", "float64", "float64"),
+                     ("div_at_least_one", "float32", "int64"),
+                     ("div_at_least_one", "float64", "float64")]:
+        result.append((f"binary-{op}-{a}-{b}", ["binary", op],
+                       [[a, 1, "C"], "float64", [b, 1, "C"], "float64", F64_1C]))
+    for dst, src in [(["float32", 2, "C"], F64_2C), (F64_2C, F64_2C),
+                     (["float32", 2, "A"], ["float32", 2, "C"]),
+                     (F64_2C, ["float16", 2, "A"]), (["float32", 2, "C"], ["float64", 2, "A"])]:
+        result.append((f"copy-{dst[0]}{dst[2]}-{src[0]}{src[2]}", ["copy"], [dst, src]))
+    for dtype in ("float64", "float32", "int64", "bool"):
+        result.append((f"fill-{dtype}", ["fill"], [[dtype, 1, "C"], dtype]))
+    return result
+
+
+# -- the compiler subprocess ---------------------------------------------------------
+
+def real_views():
+    """numba_xent.cuda.arrays on real Numba device arrays (not the simulator's), without a
+    GPU: the device memory is a made-up address, never read or written."""
+    from numba.cuda.cudadrv import devicearray, driver
+
+    from numba_xent.cuda import arrays
+
+    base = 0x7F0000000000
+    memory = driver.MemoryPointer(None, driver.binding.CUdeviceptr(base), size=4 * 6 * 8)
+    a = devicearray.DeviceNDArray((4, 6), (48, 8), np.float64, gpu_data=memory)
+
+    def describe(v):
+        return [list(v.shape), list(v.strides), arrays.address(v) - base,
+                v._numba_type_.layout]
+
+    shadow = arrays.shadow(a)
+    views = {
+        "reshape": arrays.from_shadow(np.reshape(shadow, (24,), copy=False), a),
+        "broadcast": arrays.from_shadow(np.broadcast_to(shadow[1], (3, 6)), a),
+        "reversed": arrays.from_shadow(shadow[::-1], a),
+        "transposed": arrays.from_shadow(shadow.T, a),
+        "column": arrays.from_shadow(shadow[:, 2], a),
+    }
+    return {
+        "simulator": arrays.SIMULATOR,
+        "views": {k: describe(v) for k, v in views.items()},
+        "overlap": [arrays.shares_memory(a, views["column"]),
+                    arrays.shares_memory(views["column"],
+                                         arrays.from_shadow(shadow[:, 3], a))],
+        "same": [arrays.same_view(a, a), arrays.same_view(a, views["transposed"])],
+    }
+
+
+def compile_jobs(batch):
+    """{name: what the tests check} for the jobs, compiled where numba.cuda is not simulated."""
+    from numba import cuda, types
+
+    if cuda.compile_ptx is None:
+        return {"unavailable": "numba.cuda has no compiler here (the CUDA simulator is on)"}
+    from numba_xent._core import Kernel
+    from numba_xent.cuda import epilogue, kernels
+
+    def to_type(d):
+        if isinstance(d, str):
+            return getattr(types, "boolean" if d == "bool" else d)
+        return types.Array(to_type(d[0]), d[1], d[2])
+
+    nvjitlink = optional("cuda.bindings.nvjitlink")
+    result = {}
+    for name, kernel, args in batch:
+        if kernel[0] == "views":
+            result[name] = real_views()
+            continue
+        if kernel[0] == "loss":
+            fn = kernels.build(Kernel(*kernel[1]), True)
+        elif kernel[0] == "row_sums":
+            fn = epilogue.build_row_sums(kernel[1], True)
+        elif kernel[0] == "binary":
+            fn = epilogue.build_binary(kernel[1])
+        else:
+            fn = getattr(epilogue, f"build_{kernel[0]}")()
+        try:
+            ptx, _ = cuda.compile_ptx(fn, tuple(to_type(a) for a in args), cc=ARCH)
+        except Exception as err:  # reported per kernel, as a failed test
+            result[name] = {"error": f"{type(err).__name__}: {err}"}
+            continue
+        result[name] = {
+            "local_memory": bool(re.search(r"\.local\b|__local_depot", ptx)),
+            "global_loads": {t: len(re.findall(rf"\bld\.global(?:\.\w+)*\.{t}\b", ptx))
+                             for t in ("f32", "f64")},
+            "ptxas": None if nvjitlink is None else ptxas(ptx, nvjitlink),
+        }
+    return result
+
+
+def compiler_env(environ):
+    """``environ`` without the simulator: the subprocesses compile for a real GPU."""
+    return {k: v for k, v in environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+
+
+def start(batch, env):
+    """A compiler subprocess for ``batch`` (its JSON answer comes from ``finish``)."""
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=tempfile.TemporaryFile(),
+                            text=True, env=env, cwd=ROOT)
+    proc.stdin.write(json.dumps(batch))
+    proc.stdin.close()
+    atexit.register(lambda: proc.poll() is None and proc.kill())
+    return proc
+
+
+def finish(proc):
+    out = proc.stdout.read()
+    if proc.wait():
+        return {"unavailable": f"the compiler subprocess failed with status {proc.returncode}"}
+    return json.loads(out)
+
+
+def compiler_status(env):
+    """(True, '') where compile_ptx works in a subprocess with ``env``, else (False, why)."""
+    answer = finish(start([("probe", ["fill"], [F64_1C, "float64"])], env))
+    if "unavailable" in answer:
+        return False, answer["unavailable"]
+    probe = answer["probe"]
+    return "error" not in probe, probe.get("error", "")
+
+
+# -- ptxas, through nvJitLink ----------------------------------------------------------
+
+def optional(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def ptxas(ptx, nvjitlink):
+    """ptxas's report for the PTX: {registers, spill_stores, spill_loads, stack, lmem}."""
+    options = [f"-arch=sm_{ARCH[0]}{ARCH[1]}", "-verbose"]
+    handle = nvjitlink.create(len(options), options)
+    try:
+        data = ptx.encode()
+        nvjitlink.add_data(handle, nvjitlink.InputType.PTX, data, len(data), "kernel")
+        nvjitlink.complete(handle)
+        log = bytearray(nvjitlink.get_info_log_size(handle))
+        nvjitlink.get_info_log(handle, log)
+    finally:
+        nvjitlink.destroy(handle)
+    text = log.decode(errors="replace")
+
+    def number(pattern):
+        return int(re.search(pattern, text).group(1))
+
+    return {"registers": number(r"Used (\d+) registers"),
+            "spill_stores": number(r"(\d+) bytes spill stores"),
+            "spill_loads": number(r"(\d+) bytes spill loads"),
+            "stack": number(r"(\d+) bytes stack frame"),
+            "lmem": number(r"(\d+) bytes lmem")}
+
+
+# -- the tests ---------------------------------------------------------------------
+
+JOBS = jobs()
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+if __name__ != "__main__":  # compile while the rest of the suite runs
+    VIEWS = ("views", ["views"], [])  # rides with the first batch
+    _PROCS = [start([VIEWS] * (i == 0) + JOBS[i::WORKERS], compiler_env(os.environ))
+              for i in range(WORKERS)]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    results = {}
+    for proc in _PROCS:
+        answer = finish(proc)
+        if "unavailable" in answer:
+            pytest.skip(answer["unavailable"])
+        results.update(answer)
+    return results
+
+
+def test_the_compiler_guard_can_answer_both_ways(compiled):
+    ok, why = compiler_status({**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    assert not ok and "simulator" in why
+    assert len(compiled) > len(JOBS)  # and without the simulator: the jobs (or a skip)
+
+
+def test_the_optional_module_guard_can_answer_both_ways():
+    assert optional("numba_xent_no_such_module") is None
+    assert optional("json") is json
+
+
+def test_views_of_real_numba_device_arrays(compiled):
+    """Zero-copy reshapes, broadcasts and reversals of real DeviceNDArrays (the simulator's
+    arrays are NumPy arrays: this path runs only on a GPU otherwise)."""
+    answer = compiled["views"]
+    assert answer["simulator"] is False
+    assert answer["views"] == {
+        "reshape": [[24], [8], 0, "C"],
+        "broadcast": [[3, 6], [0, 8], 48, "A"],
+        "reversed": [[4, 6], [-48, 8], 144, "A"],
+        "transposed": [[6, 4], [8, 48], 0, "F"],
+        "column": [[4], [48], 16, "A"],
+    }
+    assert answer["overlap"] == [True, False] and answer["same"] == [True, False]
+
+
+def test_the_jobs_cover_every_option_and_both_dtypes():
+    keys = {tuple(kernel[1]) for _, kernel, _ in JOBS if kernel[0] == "loss"}
+    for field in range(2, 11):  # weighted ... count: both values occur
+        assert {k[field] for k in keys} == {False, True}
+    assert {k[0] for k in keys} == {0, 1, 2} and {k[1] for k in keys} == {"float32", "float64"}
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in JOBS])
+def test_kernel_compiles_without_local_memory(compiled, name):
+    result = compiled[name]
+    assert "error" not in result, result.get("error")
+    assert not result["local_memory"], "local memory in the PTX"
+
+
+def test_no_spills_and_bounded_registers(compiled):
+    report = {name: compiled[name]["ptxas"] for name, _, _ in JOBS
+              if compiled[name].get("ptxas")}
+    if not report:
+        pytest.skip("nvJitLink (cuda-bindings) is not installed: no ptxas report")
+    for name, info in report.items():
+        assert info["spill_stores"] == info["spill_loads"] == 0, (name, info)
+        assert info["stack"] == info["lmem"] == 0, (name, info)
+        assert info["registers"] <= MAX_REGISTERS, (name, info)
+    most = max(report, key=lambda k: report[k]["registers"])
+    loss = [v["registers"] for k, v in report.items() if k.startswith("loss")]
+    print(f"\nptxas sm_{ARCH[0]}{ARCH[1]}: {len(report)} kernels, no spills; registers "
+          f"{min(loss)}-{max(loss)} for the loss kernels, most: {most} "
+          f"({report[most]['registers']})")
+
+
+ELEMENT = {"float32": "f32", "float64": "f64"}
+
+
+@pytest.mark.parametrize("name", [name for name, kernel, args in JOBS
+                                  if kernel[0] == "loss" and args[0][2] == "C"
+                                  and (kernel[1][6] or kernel[1][7] or kernel[1][8])])
+def test_contiguous_logits_are_read_with_unrolled_global_loads(compiled, name):
+    """UNROLL element-wide ``ld.global`` loads at least (strided, 'A'-layout arrays,
+    such as broadcast weights, are read through generic addresses: Numba's strided
+    indexing loses the address space; the memory transactions are the same)."""
+    unroll = importlib.import_module("numba_xent.cuda.groups").UNROLL
+    dtype = next(args for n, _, args in JOBS if n == name)[0][0]
+    loads = compiled[name]["global_loads"][ELEMENT[dtype]]
+    assert loads >= unroll, f"{loads} global loads of {dtype}"
+
+
+def main():
+    print(json.dumps(compile_jobs(json.load(sys.stdin))))
+
+
+if __name__ == "__main__":
+    main()

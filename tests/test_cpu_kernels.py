@@ -35,7 +35,7 @@ def asm_of_kernel_for(call):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("op", ["forward", "gradient", "fused"])
-def test_the_element_loops_are_vectorised_without_libm_calls(op, dtype):
+def test_the_element_loops_are_vectorised_prefetched_without_libm_calls(op, dtype):
     # A fresh shape/dtype/option mix each time, so that a new kernel is compiled.
     x = np.zeros((4, 700), dtype)
     z = np.zeros((4, 700), np.int16 if dtype == np.float32 else np.int8)
@@ -51,6 +51,8 @@ def test_the_element_loops_are_vectorised_without_libm_calls(op, dtype):
     assert not LIBM.search(asm), LIBM.search(asm).group(0)
     wide = packed(asm, "z") + packed(asm, "y")
     assert len(wide) >= 40, f"only {len(wide)} packed ymm/zmm instructions"
+    # Without the software prefetch the big-input loops wait on memory (see cpu/prefetch.py).
+    assert re.search(r"\bprefetcht0\b", asm)
 
 
 @pytest.mark.parametrize("rows, n", [(1, 100_000), (3, 33_333), (17, 5000), (5000, 3)])

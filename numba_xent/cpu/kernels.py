@@ -12,6 +12,9 @@ threads take contiguous runs of pieces.  Each piece's sum is kept apart and the
 pieces of a row are added in order afterwards, so a result depends on the
 input and the thread count only, never on scheduling.
 
+Memory: before each block the kernel asks for its inputs' cache lines 1 KiB
+ahead (:mod:`numba_xent.cpu.prefetch`), so the loads overlap the math.
+
 Precision: row sums accumulate in float64.  The loss is computed in the
 logits' dtype (its terms do not cancel inside an element beyond a few ulps),
 the gradient in float64, because ``sigmoid(x) - z`` cancels where sigmoid(x)
@@ -25,6 +28,7 @@ from numba import njit, prange
 
 from .._formulas import loss_and_grad
 from .._jit import CPU_OPTIONS, cpu_jit
+from .prefetch import prefetch_ahead
 from .vecmath import exp_nonpos, log1p_unit, prefer_512bit_vectors
 
 # Element losses are buffered this many at a time, then summed: the loop that
@@ -87,6 +91,12 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                 kept = 0
                 for b0 in range(c * chunk, j1, BLOCK):
                     m = min(BLOCK, j1 - b0)
+                    prefetch_ahead(x, r, b0, m)
+                    prefetch_ahead(z, r, b0, m)
+                    if weighted:
+                        prefetch_ahead(w, r, b0, m)
+                    if grad and g_elem:
+                        prefetch_ahead(g, r, b0, m)
                     for i in range(m):
                         # Unsigned indices: Numba then emits no negative-index
                         # wraparound, and LLVM sees contiguous loads, not gathers.

@@ -25,8 +25,8 @@ jitted wrapper, for scalars)::
   threshold, but is untested).
 * ``log1p_unit(u)``: ``log1p(u)`` for ``0 <= u <= 1`` (or NaN).  ``-0.0`` ->
   ``-0.0``, subnormal ``u`` -> ``u``.  Values outside ``[0, 1]`` are outside the
-  contract (slightly outside still gives a good value; far outside, garbage but
-  never an exception).
+  contract (the polynomial holds only to about ``-1e-3`` and ``1.01``; beyond,
+  wrong values, e.g. 1.144 for ``u = 2``, but never an exception).
 * ``prefer_512bit_vectors()``: optional, a no-op at run time.  Called anywhere in a
   jitted function it marks *that* LLVM function ``"prefer-vector-width"="512"``,
   so on AVX-512 CPUs whose LLVM tuning prefers 256-bit vectors (Skylake-X ...
@@ -61,20 +61,23 @@ result is scaled by ``2**(k >> 1)`` and then ``2**(k - (k >> 1))`` built from
 exponent bits.  Inputs below ``-104`` (float32) / ``-746`` (float64) are clamped
 there, where the result rounds to exactly 0; ``-inf`` therefore gives 0.
 
-``log1p``: for ``u <= sqrt(2) - 1`` take ``f = u`` (exact, no ``1 + u`` rounding);
-above it ``m = fl(1 + u)``, ``f = m/2 - 1`` (exact) and the rounding error of
-``1 + u``, ``c = u - (m - 1)`` (exact, Fast2Sum), enters as ``c/m``, with ``1/m``
-replaced by a short series in ``f`` (``|c/m|`` is below 1 ulp of the result, so a
-few-percent-accurate ``1/m`` is ample).  Then ``log(1 + f)`` with ``s = f/(2+f)``,
-``|s| <= 3 - 2 sqrt(2)``, as in fdlibm: ``f - (f^2/2 - s (f^2/2 + R(s^2)))`` with a
-minimax ``R`` (3 terms for float32, 7 for float64) plus ``k*ln2`` split in hi/lo
-(``ln2_hi + f`` is exact).  The one division ``f/(2+f)`` is a plain ``fdiv`` (an
-intrinsic), so no ZeroDivisionError check is emitted even under Numba's default
-``error_model='python'``.
+``log1p``: the domain [0, 1] is short enough for one polynomial, with no range
+reduction and no division: ``log1p(u) = u + u^2 Q(u)``, ``Q`` a minimax
+polynomial in ``v = u - 1`` (exact for ``u >= 1/2``; its coefficients are small
+and do not alternate like the series in ``u``, whose cancellation near 1 would
+cost ~0.7 ulp), degree 8 for float32 (Horner) and 19 for float64 (Estrin).
+``Q(1) = log(2) - 1`` is held as ``Q0 + Q0_LO``; the sum is formed as
+``w = Q(u) - Q0`` (constant term ``Q0_LO``), ``a = fma(u, Q0, u*w)`` (``u*Q0``
+exact inside the FMA) and ``fma(u, a, u)``, so besides the last rounding only
+that of ``a`` matters (<= 1/4 ulp of the result).  The special cases fall out
+of the arithmetic: ``+-0 -> +-0``, subnormal ``u -> u``, NaN -> NaN.  (The
+previous fdlibm-style version, with a range reduction and a division, ran at
+half the speed.)
 
 Multiply-adds are ``llvm.fmuladd``: fused (FMA) where the CPU has it, a separate
-multiply and add otherwise (never a libm ``fma`` call); the bounds above hold
-either way.
+multiply and add otherwise (never a libm ``fma`` call).  The bounds above are
+measured with FMA (every x86-64 CPU with AVX2 or AVX-512 has it); without it the
+``log1p`` product ``u*Q0`` rounds separately and its bound is not measured.
 
 Caveats
 -------
@@ -116,18 +119,6 @@ _FMT = {
 
 def _float_type(t):
     return isinstance(t, types.Float) and t.bitwidth in _FMT
-
-
-@intrinsic
-def _fdiv(typingctx, a, b):
-    """``a / b`` as a bare IEEE ``fdiv`` (no Numba zero-division check)."""
-    if not (_float_type(a) and a == b):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fdiv(args[0], args[1])
-
-    return a(a, b), codegen
 
 
 @intrinsic
@@ -203,9 +194,12 @@ def _scale_pow2(typingctx, p, y):
 #   exp:   P(r) ~ (e^r - 1 - r) / r^2 on |r| <= ln2/2 (* (1 + 1e-4))
 #          float32 degree 4: |error| 6.2e-8  -> |r^2 dP| < 2**-27
 #          float64 degree 9: |error| 1.0e-16 -> |r^2 dP| < 2**-56
-#   log1p: F(z) ~ (2 atanh(s) - 2 s) / s^3, z = s^2, |s| <= (3 - 2 sqrt 2)(1 + 1e-4)
-#          float32 degree 2: |error| 1.9e-7  -> relative 2**-28.4 of log
-#          float64 degree 6: |error| 3.1e-16 -> relative 2**-57.6 of log
+#   log1p: Q(u) ~ (log1p(u) - u) / u^2 on [0, 1] as a polynomial in v = u - 1,
+#          minimax for the relative error of u + u^2 Q(u), Q(1) = log(2) - 1 pinned
+#          (held as Q0 + Q0_LO), coefficients rounded one at a time with the
+#          remaining ones refitted:
+#          float32 degree 8:  relative error 5.5e-9  = 2**-27.4
+#          float64 degree 19: relative error 9.9e-18 = 2**-56.5
 # --------------------------------------------------------------------------
 
 f32 = np.float32
@@ -243,32 +237,41 @@ _E64_P9 = f64(2.511005077989078e-08)
 _E64_ONE = f64(1.0)
 
 # log1p, float32
-_L32_SQRT2M1 = f32(0.41421356237309503)
-_L32_LN2_HI = f32(6.9313812256e-01)    # 0x3f317180: ln2_hi + f exact
-_L32_LN2_LO = f32(9.0580006145e-06)
-_L32_R0 = f32(0.6666668653488159)
-_L32_R1 = f32(0.3998871445655823)
-_L32_R2 = f32(0.2958225607872009)
-_L32_ZERO = f32(0.0)
-_L32_HALF = f32(0.5)
 _L32_ONE = f32(1.0)
-_L32_TWO = f32(2.0)
+_L32_Q0 = f32(-0.3068528175354004)
+_L32_Q1 = f32(0.11370518058538437)
+_L32_Q2 = f32(-0.04557574912905693)
+_L32_Q3 = f32(0.018860744312405586)
+_L32_Q4 = f32(-0.009507597424089909)
+_L32_Q5 = f32(-0.0004597913066390902)
+_L32_Q6 = f32(-0.008828063495457172)
+_L32_Q7 = f32(-0.006133922375738621)
+_L32_Q8 = f32(-0.003262860467657447)
+_L32_Q0_LO = f32(-1.9046542121259336e-09)  # Q0 + Q0_LO = log(2) - 1
 
 # log1p, float64
-_L64_SQRT2M1 = f64(0.41421356237309503)
-_L64_LN2_HI = f64(6.93147180369123816490e-01)  # 0x3fe62e42fee00000: ln2_hi + f exact
-_L64_LN2_LO = f64(1.90821492927058770002e-10)
-_L64_R0 = f64(0.666666666666667)
-_L64_R1 = f64(0.39999999999898384)
-_L64_R2 = f64(0.2857142862642732)
-_L64_R3 = f64(0.22222211068268644)
-_L64_R4 = f64(0.18182893551155216)
-_L64_R5 = f64(0.15331585929943486)
-_L64_R6 = f64(0.1461800881128085)
-_L64_ZERO = f64(0.0)
-_L64_HALF = f64(0.5)
 _L64_ONE = f64(1.0)
-_L64_TWO = f64(2.0)
+_L64_Q0 = f64(-0.3068528194400547)
+_L64_Q1 = f64(0.11370563888011309)
+_L64_Q2 = f64(-0.04555845831951563)
+_L64_Q3 = f64(0.019077944466584847)
+_L64_Q4 = f64(-0.008222429299251452)
+_L64_Q5 = f64(0.0036169396125684673)
+_L64_Q6 = f64(-0.001615288570408843)
+_L64_Q7 = f64(0.0007326856822386773)
+_L64_Q8 = f64(-0.00031853441576962016)
+_L64_Q9 = f64(0.0002211561713563876)
+_L64_Q10 = f64(0.00016522533318586393)
+_L64_Q11 = f64(0.0006633261253581737)
+_L64_Q12 = f64(0.0012793891735172153)
+_L64_Q13 = f64(0.0020532930424859517)
+_L64_Q14 = f64(0.0024633397099817758)
+_L64_Q15 = f64(0.002232845711663027)
+_L64_Q16 = f64(0.0014681320536896207)
+_L64_Q17 = f64(0.0006671708207931959)
+_L64_Q18 = f64(0.00018756420832252563)
+_L64_Q19 = f64(2.51199205294349e-05)
+_L64_Q0_LO = f64(2.3190468138462996e-17)  # Q0 + Q0_LO = log(2) - 1
 
 
 # --------------------------------------------------------------------------
@@ -313,39 +316,34 @@ def _exp64(t):
 
 
 def _log1p32(u):
-    big = u > _L32_SQRT2M1                     # False for NaN: f = u = NaN
-    m = _L32_ONE + u
-    c = u - (m - _L32_ONE)                     # exact rounding error of 1 + u
-    f = (m * _L32_HALF - _L32_ONE) if big else u
-    hc = _L32_HALF * c
-    cm = _madd(-(hc * f), _L32_ONE - f, hc)    # ~ c / m = (c/2) / (1 + f)
-    a = (_L32_LN2_HI + f) if big else f        # exact
-    b = (_L32_LN2_LO + cm) if big else _L32_ZERO
-    s = _fdiv(f, _L32_TWO + f)
-    z = s * s
-    rr = z * _madd(z, _madd(z, _L32_R2, _L32_R1), _L32_R0)
-    hfsq = _L32_HALF * f * f
-    return a - (hfsq - _madd(s, hfsq + rr, b))
+    v = u - _L32_ONE  # exact for u >= 1/2
+    q = _madd(_L32_Q8, v, _L32_Q7)
+    q = _madd(q, v, _L32_Q6)
+    q = _madd(q, v, _L32_Q5)
+    q = _madd(q, v, _L32_Q4)
+    q = _madd(q, v, _L32_Q3)
+    q = _madd(q, v, _L32_Q2)
+    q = _madd(q, v, _L32_Q1)
+    q = _madd(q, v, _L32_Q0_LO)  # = Q(u) - Q0
+    a = _madd(u, _L32_Q0, u * q)  # u Q(u): u Q0 exact in the FMA, one rounding
+    return _madd(u, a, u)  # u + u^2 Q(u)
 
 
 def _log1p64(u):
-    big = u > _L64_SQRT2M1
-    m = _L64_ONE + u
-    c = u - (m - _L64_ONE)
-    f = (m * _L64_HALF - _L64_ONE) if big else u
-    hc = _L64_HALF * c
-    cm = _madd(-(hc * f), _L64_ONE - f, hc)
-    a = (_L64_LN2_HI + f) if big else f
-    b = (_L64_LN2_LO + cm) if big else _L64_ZERO
-    s = _fdiv(f, _L64_TWO + f)
-    z = s * s
-    z2 = z * z
-    # Estrin: R0 + R1 z + ... + R6 z^6
-    q = _madd(z2, _madd(z2, _madd(z2, _L64_R6, _madd(_L64_R5, z, _L64_R4)),
-                        _madd(_L64_R3, z, _L64_R2)), _madd(_L64_R1, z, _L64_R0))
-    rr = z * q
-    hfsq = _L64_HALF * f * f
-    return a - (hfsq - _madd(s, hfsq + rr, b))
+    v = u - _L64_ONE  # exact for u >= 1/2
+    v2 = v * v
+    q = _madd(_L64_Q19, v, _L64_Q18)
+    q = _madd(q, v2, _madd(_L64_Q17, v, _L64_Q16))
+    q = _madd(q, v2, _madd(_L64_Q15, v, _L64_Q14))
+    q = _madd(q, v2, _madd(_L64_Q13, v, _L64_Q12))
+    q = _madd(q, v2, _madd(_L64_Q11, v, _L64_Q10))
+    q = _madd(q, v2, _madd(_L64_Q9, v, _L64_Q8))
+    q = _madd(q, v2, _madd(_L64_Q7, v, _L64_Q6))
+    q = _madd(q, v2, _madd(_L64_Q5, v, _L64_Q4))
+    q = _madd(q, v2, _madd(_L64_Q3, v, _L64_Q2))
+    q = _madd(q, v2, _madd(_L64_Q1, v, _L64_Q0_LO))  # = Q(u) - Q0
+    a = _madd(u, _L64_Q0, u * q)  # u Q(u): u Q0 exact in the FMA, one rounding
+    return _madd(u, a, u)  # u + u^2 Q(u)
 
 
 def _exp_int(t):

@@ -5,6 +5,8 @@ objects exposing ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors,
 Numba device arrays) or, under Numba's CUDA simulator, ``__cuda_ndarray__``
 run on :mod:`numba_xent.cuda` (imported on first use: it needs numba-cuda,
 the ``cuda`` extra).  Nothing else in the package branches on the backend.
+Dask arrays are refused with a pointer to :mod:`numba_xent.dask`: converting
+one would compute and gather it whole, which is what Dask is used to avoid.
 """
 
 import numbers
@@ -28,6 +30,10 @@ def backend(**named):
     device array is a host array.  Host and device arrays in one call: TypeError;
     device arrays on different GPUs: ValueError.
     """
+    lazy = [k for k, v in named.items() if type(v).__module__.startswith("dask.")]
+    if lazy:
+        raise TypeError(f"{_names(lazy)} a Dask array: use numba_xent.dask, whose functions "
+                        "take Dask arrays and return lazy ones")
     device = [k for k, v in named.items() if v is not None and is_device_array(v)]
     if not device:
         return cpu

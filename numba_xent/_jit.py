@@ -7,13 +7,13 @@ import numba
 CPU_OPTIONS = dict(nogil=True, error_model="numpy")
 
 
-def cpu_jit(fn, *, parallel=False, cache=True):
+def cpu_jit(fn, *, parallel=False):
     """``numba.njit`` with on-disk caching where a cache folder is writable.
 
     ``cache=True`` raises at decoration when the package is installed read-only
     and ``NUMBA_CACHE_DIR`` is unset; the kernel then compiles on every start.
     """
     try:
-        return numba.njit(cache=cache, parallel=parallel, **CPU_OPTIONS)(fn)
+        return numba.njit(cache=True, parallel=parallel, **CPU_OPTIONS)(fn)
     except RuntimeError:
         return numba.njit(cache=False, parallel=parallel, **CPU_OPTIONS)(fn)

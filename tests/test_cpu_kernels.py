@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 
-from numba_xent import caffe2, general
+from numba_xent import caffe2, cpu, general
 from numba_xent._jit import CPU_OPTIONS
 from numba_xent.cpu import kernels
 
@@ -91,3 +91,15 @@ def test_one_thread_and_all_threads_agree():
     finally:
         numba.set_num_threads(threads)
     np.testing.assert_allclose(caffe2.sigmoid_cross_entropy_with_logits(x, z), one, rtol=1e-13)
+
+
+def test_the_serial_build_for_small_inputs_gives_the_parallel_builds_bits(monkeypatch):
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 3, (40, 1000)).astype(np.float32)
+    z = rng.uniform(0, 1, x.shape).astype(np.float32)
+    assert x.size >= cpu.PARALLEL_MIN
+    parallel = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", x.size + 1)
+    serial = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)

@@ -12,7 +12,12 @@ import pytest
 
 import numba_xent as nx
 from numba_xent import caffe2, chainer, paddle, tf
+from numba_xent import cpu
 from numba_xent.cpu import threads
+
+# Big enough for the parallel builds of the kernels (smaller inputs run serial ones).
+SHAPE = (64, 640)
+assert SHAPE[0] * SHAPE[1] >= cpu.PARALLEL_MIN
 
 
 def workload():
@@ -20,10 +25,10 @@ def workload():
     rng = np.random.default_rng(0)
     calls = []
     for dtype in (np.float32, np.float64):
-        x = rng.normal(0, 3, (64, 96)).astype(dtype)
+        x = rng.normal(0, 3, SHAPE).astype(dtype)
         z = rng.uniform(0, 1, x.shape).astype(dtype)
         t = rng.integers(-1, 2, x.shape)
-        g = np.ones(64, dtype)
+        g = np.ones(SHAPE[0], dtype)
         calls += [
             lambda x=x, z=z: caffe2.sigmoid_cross_entropy_with_logits(x, z),
             lambda x=x, z=z, g=g: caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z, g),
@@ -79,7 +84,7 @@ def test_a_forced_workqueue_layer_is_serialised_instead_of_aborting():
 
 def loss_in_child(seed):
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(32, 40))
+    x = rng.normal(size=SHAPE)
     return caffe2.sigmoid_cross_entropy_with_logits(x, x > 0)
 
 

@@ -42,7 +42,8 @@ _KERNELS = {}
 def get(key, parallel=True):
     """The compiled kernel for ``key`` (a ``numba_xent._core.Kernel``), built on first use.
 
-    ``parallel=False`` is the serial build, for forked children (see threads.py).
+    ``parallel=False`` is the serial build: for small inputs and for forked
+    children (see ``launch`` in ``__init__.py`` and threads.py).
     """
     kernel = _KERNELS.get((key, parallel))
     if kernel is None:
@@ -154,5 +155,7 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                 if count:
                     counts[r] = kept_partial[r].sum()
 
-    # Numba's cache does not tell a serial build from a parallel one: cache only the latter.
-    return cpu_jit(kernel, parallel=parallel, cache=parallel)
+    if not parallel:
+        # Numba's cache key ignores ``parallel``: the serial build gets its own files.
+        kernel.__qualname__ += "_serial"
+    return cpu_jit(kernel, parallel=parallel)

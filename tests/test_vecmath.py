@@ -41,7 +41,7 @@ def k_softplus(a, out):
         out[i] = log1p_unit(e) + e / (one + e)
 
 
-@njit  # default error_model='python': the helpers' division must not add a check
+@njit  # default error_model='python': the helpers must not add a ZeroDivisionError check
 def k_log1p_pyerr(a, out):
     for i in range(a.size):
         out[i] = log1p_unit(a[i])

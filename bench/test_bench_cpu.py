@@ -51,6 +51,7 @@ import pytest
 
 import numba
 from numba_xent import caffe2
+from torch_peer import bce_row_mean_ops
 
 SHAPES = {
     "4096x1024": (4096, 1024),
@@ -233,27 +234,12 @@ class Torch:
     def __init__(self):
         self.torch = torch = pytest.importorskip("torch")
         torch.set_num_threads(THREADS)
-        self.F = torch.nn.functional
 
     def convert(self, x, z, g):
         return tuple(self.torch.from_numpy(a) for a in (x, z, g))  # zero-copy
 
     def ops(self):
-        torch, F = self.torch, self.F
-
-        def forward(x, z, g):
-            return F.binary_cross_entropy_with_logits(x, z, reduction="none").mean(-1)
-
-        def fused(x, z, g):
-            x = x.detach().requires_grad_()
-            loss = forward(x, z, g)
-            (grad,) = torch.autograd.grad(loss, x, g)
-            return loss.detach(), grad
-
-        def gradient(x, z, g):
-            return fused(x, z, g)[1]
-
-        return {"forward": forward, "gradient": gradient, "fused": fused}
+        return bce_row_mean_ops(self.torch)
 
 
 class Jax:

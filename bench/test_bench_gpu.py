@@ -41,6 +41,7 @@ import numpy as np
 import pytest
 
 from numba_xent import caffe2
+from torch_peer import bce_row_mean_ops
 
 SHAPES = {"16384x4096": (16384, 4096), "1e6x16": (1_000_000, 16), "64x1e6": (64, 1_000_000)}
 DTYPES = ("float32", "float64")
@@ -134,19 +135,7 @@ class NumbaXentCupy(NumbaXent):
 
 class Torch(NumbaXentTorch):
     def ops(self):
-        torch, F = self.torch, self.torch.nn.functional
-
-        def forward(x, z, g):
-            return F.binary_cross_entropy_with_logits(x, z, reduction="none").mean(-1)
-
-        def fused(x, z, g):
-            x = x.detach().requires_grad_()
-            loss = forward(x, z, g)
-            (grad,) = torch.autograd.grad(loss, x, g)
-            return loss.detach(), grad
-
-        return {"forward": forward, "gradient": lambda x, z, g: fused(x, z, g)[1],
-                "fused": fused}
+        return bce_row_mean_ops(self.torch)
 
 
 class Cupy(NumbaXentCupy):

@@ -51,7 +51,7 @@ import pytest
 
 import numba
 from numba_xent import caffe2
-from torch_peer import bce_row_mean_ops
+from ops import bce_row_mean_ops, bytes_moved
 
 SHAPES = {
     "4096x1024": (4096, 1024),
@@ -89,15 +89,6 @@ def rounds_for(shape):
     if env:
         return max(1, int(env))
     return 20 if np.prod(shape) <= SMALL_ELEMENTS else 5
-
-
-def bytes_moved(op, shape, itemsize):
-    """Bytes the op must read plus write (inputs once, outputs once)."""
-    rows, n = shape
-    elems = rows * n
-    reads = 2 * elems + (rows if op != "forward" else 0)  # x, z (+ grad_out)
-    writes = (rows if op != "gradient" else 0) + (elems if op != "forward" else 0)
-    return (reads + writes) * itemsize
 
 
 # --------------------------------------------------------------------------- inputs

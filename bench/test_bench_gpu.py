@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 
 from numba_xent import caffe2
-from torch_peer import bce_row_mean_ops
+from ops import bce_row_mean_ops, bytes_moved
 
 SHAPES = {"16384x4096": (16384, 4096), "1e6x16": (1_000_000, 16), "64x1e6": (64, 1_000_000)}
 DTYPES = ("float32", "float64")
@@ -69,15 +69,6 @@ pytestmark = pytest.mark.skipif(CUDA is None, reason="needs a CUDA GPU (numba-cu
 
 def rounds():
     return max(1, int(os.environ.get("BENCH_ROUNDS", "20")))
-
-
-def bytes_moved(op, shape, itemsize):
-    """Bytes the op must read plus write (inputs once, outputs once)."""
-    rows, n = shape
-    elems = rows * n
-    reads = 2 * elems + (rows if op != "forward" else 0)  # x, z (+ grad_out)
-    writes = (rows if op != "gradient" else 0) + (elems if op != "forward" else 0)
-    return (reads + writes) * itemsize
 
 
 def calls_for(nbytes):

@@ -1,8 +1,18 @@
-"""The PyTorch peer both benchmarks time: what a PyTorch user writes for the Caffe2 op."""
+"""What both benchmarks (CPU and GPU) time: the bytes an op must move, and the PyTorch peer."""
+
+
+def bytes_moved(op, shape, itemsize):
+    """Bytes the op must read plus write (inputs once, outputs once)."""
+    rows, n = shape
+    elems = rows * n
+    reads = 2 * elems + (rows if op != "forward" else 0)  # x, z (+ grad_out)
+    writes = (rows if op != "gradient" else 0) + (elems if op != "forward" else 0)
+    return (reads + writes) * itemsize
 
 
 def bce_row_mean_ops(torch):
-    """``forward``, ``gradient`` and ``fused`` of ``BCEWithLogits(reduction='none').mean(-1)``.
+    """The PyTorch peer: ``forward``, ``gradient`` and ``fused`` of
+    ``BCEWithLogits(reduction='none').mean(-1)``, what a PyTorch user writes for the op.
 
     Each takes ``(x, z, g)`` tensors; the gradient is ``torch.autograd.grad`` of the row
     means with ``g`` as their incoming gradient (it runs the forward too: autograd can't

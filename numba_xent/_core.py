@@ -9,7 +9,8 @@ input once and writes whichever of these the caller passed:
 * ``grad_out`` (shape of x):       ``grad_scale * g * w * dloss/dx``, g = g_row or g_elem
 
 with ``loss`` of :mod:`numba_xent._formulas`.  Elements whose raw target equals
-``ignore_value`` give 0 loss and 0 gradient, whatever their logit.  It returns
+``ignore_value`` give 0 loss and 0 gradient, whatever their logit (the kernels
+compare in the targets' own dtype: a value no target can equal ignores nothing).  It returns
 the per-row count of kept (not ignored) elements if ``count``, else None.
 """
 
@@ -78,6 +79,7 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     grad2 = _writable_view(be, grad_out, (rows, n), writes)
     counts2 = be.placeholder(1, np.int64) if counts is None else be.reshape(counts, (rows,))
 
+    ignore_value = None if ignore_value is None else exactly(ignore_value, z.dtype)
     key = Kernel(
         variant=variant,
         dtype=x.dtype.name,
@@ -93,13 +95,30 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     )
     be.launch(
         key, x2, z2, w2, pw, g2,
-        0.0 if ignore_value is None else float(ignore_value),
+        z.dtype.type(0) if ignore_value is None else ignore_value,
         float(smoothing), be.scale(loss_scale), be.scale(grad_scale),
         rows2, elem2, grad2, counts2,
     )
     for target, computed in writes:
         be.copy_into(target, computed)
     return counts
+
+
+def exactly(value, dtype):
+    """``value`` as a scalar of ``dtype`` if that holds it exactly, else None (no
+    element of that dtype can equal it)."""
+    dtype = np.dtype(dtype)
+    value = float(value)
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            held = dtype.type(value)
+        return held if float(held) == value else None
+    if not value.is_integer():
+        return None
+    if dtype.kind == "b":
+        return dtype.type(value) if value in (0, 1) else None
+    info = np.iinfo(dtype)
+    return dtype.type(int(value)) if info.min <= value <= info.max else None
 
 
 def _writable_view(be, out, shape, writes):

@@ -71,3 +71,41 @@ def bce_with_logits(x, z, w=None, pos_weight=None):
     loss = np.where(low, lw * softplus_pos - pw * z * x, (1 - z) * x + lw * softplus_neg)
     grad = np.where(low, lw * sig_pos - pw * z, (1 - z) - lw * sig_neg)
     return (w * loss).astype(np.float64), (w * grad).astype(np.float64)
+
+
+# The coefficients of each variant (numba_xent/_formulas.py's table, as the issue
+# that set the float32 bars writes them): loss = |x| (p if x >= 0 else q) + k sp,
+# dloss/dx = p - k t (x >= 0) or k t - q, sp = log1p(exp(-|x|)), t = sigmoid(-|x|).
+def coefficients(z, variant, pos_weight=1):
+    if variant == "plain":
+        return 1 + (pos_weight - 1) * z, pos_weight * z, 1 - z
+    if variant == "log_d_trick":
+        return 2 * z - 1, 2 * z - 1, 0 * z
+    if variant == "unjoined_lr_loss":
+        return 1 - z, z, 1 - 2 * z
+    raise ValueError(variant)
+
+
+def coefficient_form(x, z, variant="plain", pos_weight=1, smoothing=0.0):
+    """(loss, grad, loss_terms, grad_terms) per element, in long double.
+
+    The inputs are taken exactly as given (float32 values are exact in long
+    double); smoothing moves z to z (1 - s) + s/2 first.  loss_terms is
+    |x c| + |k sp| and grad_terms |k t| + max(|p|, |q|): the sizes that a
+    backward-stable float32 evaluation is accurate relative to.
+    """
+    x, z = np.asarray(x, L), np.asarray(z, L)
+    pos_weight = np.asarray(pos_weight, L)
+    if smoothing:
+        z = z * (1 - L(smoothing)) + L(smoothing) / 2
+    k, q, p = coefficients(z, variant, pos_weight)  # exact: long double holds them
+    a = np.abs(x)
+    e = np.exp(-a)
+    sp, t = np.log1p(e), e / (1 + e)
+    c = np.where(x >= 0, p, q)
+    with np.errstate(invalid="ignore"):
+        linear = np.where(c == 0, L(0), a * c)  # |x| * 0 -> 0 at x = +-inf
+    loss = linear + k * sp
+    grad = np.where(x >= 0, p - k * t, k * t - q)
+    return loss, grad, np.abs(linear) + np.abs(k * sp), np.abs(k * t) + np.maximum(np.abs(p),
+                                                                                     np.abs(q))

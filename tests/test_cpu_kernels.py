@@ -103,3 +103,77 @@ def test_the_serial_build_for_small_inputs_gives_the_parallel_builds_bits(monkey
     serial = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
+
+
+def flat_launches(monkeypatch):
+    """The ``flat`` argument of every kernel the CPU backend asks for, in order."""
+    seen = []
+    get = kernels.get
+
+    def spy(key, parallel=True, flat=False):
+        seen.append(flat)
+        return get(key, parallel, flat)
+
+    monkeypatch.setattr(kernels, "get", spy)
+    return seen
+
+
+@pytest.mark.parametrize("n", [1, 3, 16, 100, 511])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_contiguous_rows_run_the_flat_loop_with_every_option(monkeypatch, n, dtype):
+    """Rows shorter than a block, contiguous: the flat loop, for every option; its
+    results are the row loop's (the same element body), its row sums in another
+    order (an ulp or so of float64), and fused equals separate bit for bit."""
+    rng = np.random.default_rng(n)
+    rows = 40_000 // n + 7  # parallel build, blocks ending mid-task
+    x = rng.normal(0, 4, (rows, n)).astype(dtype)
+    z = rng.uniform(0, 1, (rows, n)).astype(dtype)
+    z[:, ::3] = -1
+    w = rng.uniform(0, 2, (rows, n)).astype(dtype)
+    pw = rng.uniform(0.5, 2, n).astype(dtype)
+    g = rng.uniform(0.5, 1.5, rows).astype(dtype)
+    options = dict(pos_weight=pw, ignore_index=-1, label_smoothing=0.1)
+    seen = flat_launches(monkeypatch)
+    flat = [general.sigmoid_cross_entropy_and_grad(x, z, w, reduction=r, grad_output=go,
+                                                   **options)
+            for r, go in (("row_sum", g), ("none", x), ("mean", None))]
+    separate = general.sigmoid_cross_entropy(x, z, w, reduction="row_sum", **options)
+    separate_grad = general.sigmoid_cross_entropy_grad(x, z, w, reduction="row_sum",
+                                                       grad_output=g, **options)
+    assert seen and all(seen)
+    np.testing.assert_array_equal(flat[0][0], separate)
+    np.testing.assert_array_equal(flat[0][1], separate_grad)
+    seen.clear()
+    # The same values through strided views: the row loop (rows of one element
+    # have a flat view whatever their stride: the flat loop, strided).
+    def strided(a):  # rows one element apart: no 1-D view
+        padded = np.zeros((a.shape[0], a.shape[1] + 1), a.dtype)
+        padded[:, :-1] = a
+        return padded[:, :-1]
+
+    rowwise = [general.sigmoid_cross_entropy_and_grad(
+        strided(x), strided(z), strided(w), reduction=r, grad_output=go, **options)
+        for r, go in (("row_sum", g), ("none", x), ("mean", None))]
+    assert seen and (all(seen) if n == 1 else not any(seen))
+    for (loss, grad), (loss_r, grad_r) in zip(flat, rowwise):
+        np.testing.assert_allclose(loss, loss_r, rtol=1e-13 if dtype == np.float64 else 1e-6)
+        np.testing.assert_array_equal(grad, grad_r)
+
+
+def test_the_flat_loop_counts_and_fills_like_the_row_loop(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 3, (9001, 5))
+    z = rng.integers(-1, 2, x.shape).astype(np.float64)
+    seen = flat_launches(monkeypatch)
+    mean = general.sigmoid_cross_entropy(x, z, ignore_index=-1, reduction="row_mean")
+    assert seen == [True, True]  # the count, then the loss
+    kept = z != -1
+    terms = np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(mean, (terms * kept).sum(-1) / kept.sum(-1), rtol=1e-12)
+    # Per-row weights broadcast along a row have no flat view: the row loop.
+    seen.clear()
+    per_row = rng.uniform(0, 2, (9001, 1))
+    got = general.sigmoid_cross_entropy(x, z, per_row, ignore_index=-1, reduction="row_sum")
+    assert seen == [False]
+    np.testing.assert_allclose(got, (per_row * terms * kept).sum(-1), rtol=1e-12)

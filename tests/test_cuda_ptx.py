@@ -13,7 +13,11 @@ Each must show:
   a bounded register count,
 * loads fit for coalescing: a contiguous input's elements are read with
   ``ld.global`` of the element's width, UNROLL loads issued per thread (which
-  elements a warp's lanes read is checked in tests/test_cuda.py).
+  elements a warp's lanes read is checked in tests/test_cuda.py),
+* float32 kernels in float32 arithmetic: no float64 instruction but the
+  accumulators' adds, the conversions into and out of them, the scales'
+  multiplications and data movement; at most 64 registers (so that 256-thread
+  blocks run at 50% occupancy or more on sm_90), and ``exp`` once per element.
 
 The compiler runs in subprocesses, started when this module is collected so
 that they compile while the rest of the suite runs: this process may be
@@ -39,13 +43,17 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARCH = (9, 0)
-MAX_REGISTERS = 128  # beyond this, fewer than 2 blocks of 256 threads fit on an SM
+# Beyond 128, fewer than 2 blocks of 256 threads fit on an SM; beyond 64, fewer than 4
+# (50% occupancy).
+MAX_REGISTERS = {"float32": 64, "float64": 128}
 
 
 # -- the jobs: what the dispatcher launches ----------------------------------------
 
 def describe(a):
     """A kernel argument as Numba types it on the device: dtype, ndim, layout."""
+    if isinstance(a, np.generic):
+        return a.dtype.name
     if not isinstance(a, np.ndarray):
         return "float64"
     broadcast = 0 in a.strides and a.size > 0  # Numba types broadcast device arrays 'A'
@@ -67,7 +75,7 @@ def launched():
 
     def record(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts):
-        args = [describe(a) for a in (x, z, w, pw, g)] + ["float64", "float64"]
+        args = [describe(a) for a in (x, z, w, pw, g, ignore_value)] + ["float64"]
         args += [F64_1C, "float64", F64_1C, "float64"]  # the Scale pairs
         args += [describe(a) for a in (rows_out, elem_out, grad_out, counts)]
         args += [F64_2C, F64_2C] + LAYOUT_ARGS  # partial sums, layout
@@ -217,9 +225,26 @@ def compile_jobs(batch):
             "local_memory": bool(re.search(r"\.local\b|__local_depot", ptx)),
             "global_loads": {t: len(re.findall(rf"\bld\.global(?:\.\w+)*\.{t}\b", ptx))
                              for t in ("f32", "f64")},
+            "f64": f64_instructions(ptx),
+            "exp_reductions": {t: len(re.findall(rf"\bfma\.rn\.{t}\b.*{c}", ptx))
+                               for t, c in EXP_SHIFT.items()},
             "ptxas": None if nvjitlink is None else ptxas(ptx, nvjitlink),
         }
     return result
+
+
+# The exp of numba_xent.cpu.vecmath rounds x / ln2 with an FMA that adds this shift
+# (1.5 * 2**23 or 2**52): one such FMA per exp.
+EXP_SHIFT = {"f32": "0f4B400000", "f64": "0d4338000000000000"}
+
+
+def f64_instructions(ptx):
+    """{opcode: count} of the PTX instructions on float64 values (opcode without the
+    state space and rounding: ``ld``, ``add``, ``cvt``, ...)."""
+    counts = {}
+    for op in re.findall(r"^\s*(?:@%p\d+\s+)?([a-z]+)(?:\.[a-z0-9]+)*\.f64\b", ptx, re.M):
+        counts[op] = counts.get(op, 0) + 1
+    return counts
 
 
 def compiler_env(environ):
@@ -357,7 +382,8 @@ def test_no_spills_and_bounded_registers(compiled):
     for name, info in report.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, info)
         assert info["stack"] == info["lmem"] == 0, (name, info)
-        assert info["registers"] <= MAX_REGISTERS, (name, info)
+        dtype = "float32" if "float32" in name.split("-") else "float64"
+        assert info["registers"] <= MAX_REGISTERS[dtype], (name, info)
     most = max(report, key=lambda k: report[k]["registers"])
     loss = [v["registers"] for k, v in report.items() if k.startswith("loss")]
     print(f"\nptxas sm_{ARCH[0]}{ARCH[1]}: {len(report)} kernels, no spills; registers "
@@ -366,16 +392,59 @@ def test_no_spills_and_bounded_registers(compiled):
 
 
 ELEMENT = {"float32": "f32", "float64": "f64"}
+LOSS_JOBS = [(name, kernel[1]) for name, kernel, _ in JOBS if kernel[0] == "loss"]
+def unroll_of(key):
+    """The UNROLL of the kernel for ``key`` (a list, as the jobs hold it)."""
+    kernels = importlib.import_module("numba_xent.cuda.kernels")
+    return kernels.unroll(importlib.import_module("numba_xent._core").Kernel(*key))
+
+
+# Data movement, and the only float64 arithmetic a float32 kernel may do.
+F64_MOVES = {"ld", "st", "mov", "selp", "shfl", "cvt"}
+
+
+def test_the_float64_census_reads_opcodes_and_guards():
+    ptx = """
+	ld.param.f64 	%fd1, [k_param_7];
+	@%p3 fma.rn.f64 	%fd2, %fd1, %fd1, %fd1;
+	cvt.rn.f32.f64 	%f1, %fd2;
+	add.f32 	%f2, %f1, %f1;
+"""
+    assert f64_instructions(ptx) == {"ld": 1, "fma": 1, "cvt": 1}
+
+
+@pytest.mark.parametrize("name, key", [(n, k) for n, k in LOSS_JOBS if k[1] == "float32"])
+def test_float32_kernels_compute_in_float32(compiled, name, key):
+    """Only the accumulators (rows: the loss sums, count: the kept elements) add in
+    float64, and only the scales multiply there: the per-thread products of the
+    Scale pairs, a row's gradient scale (times the weight, once per element of the
+    UNROLL), the rows' final scale."""
+    f64 = compiled[name]["f64"]
+    unroll = unroll_of(key)
+    assert set(f64) <= F64_MOVES | {"add", "mul"}, f64
+    rows, count = key[6], key[10]
+    if not (rows or count):
+        assert "add" not in f64, f64
+    assert f64.get("mul", 0) <= 4 + unroll, f64
+
+
+@pytest.mark.parametrize("name, key", LOSS_JOBS)
+def test_exp_is_computed_once_per_element(compiled, name, key):
+    reads_x = key[6] or key[7] or key[8]
+    unroll = unroll_of(key)
+    assert compiled[name]["exp_reductions"][ELEMENT[key[1]]] == (unroll if reads_x else 0)
 
 
 @pytest.mark.parametrize("name", [name for name, kernel, args in JOBS
                                   if kernel[0] == "loss" and args[0][2] == "C"
                                   and (kernel[1][6] or kernel[1][7] or kernel[1][8])])
 def test_contiguous_logits_are_read_with_unrolled_global_loads(compiled, name):
-    """UNROLL element-wide ``ld.global`` loads at least (strided, 'A'-layout arrays,
-    such as broadcast weights, are read through generic addresses: Numba's strided
-    indexing loses the address space; the memory transactions are the same)."""
-    unroll = importlib.import_module("numba_xent.cuda.groups").UNROLL
+    """The kernel's UNROLL element-wide ``ld.global`` loads at least (strided,
+    'A'-layout arrays, such as broadcast weights, are read through generic
+    addresses: Numba's strided indexing loses the address space; the memory
+    transactions are the same)."""
+    key = next(kernel[1] for n, kernel, _ in JOBS if n == name)
+    unroll = unroll_of(key)
     dtype = next(args for n, _, args in JOBS if n == name)[0][0]
     loads = compiled[name]["global_loads"][ELEMENT[dtype]]
     assert loads >= unroll, f"{loads} global loads of {dtype}"

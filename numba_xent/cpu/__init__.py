@@ -90,22 +90,48 @@ def copy_into(target, computed):
 PARALLEL_MIN = 1 << 15
 
 
-def launch(key, x, *args):
+def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+           rows_out, elem_out, grad_out, counts):
     """Run the kernel for ``key`` over the ``(rows, n)`` view ``x`` (see _core.evaluate).
 
-    Either build splits the work the same way (``ntasks`` depends on the thread
-    count, not on the build), so both give bit-identical results.
+    Rows shorter than a block whose element-indexed arrays are contiguous run
+    the flat loop (see kernels.py), the others the row loop.  Either build
+    splits the work the same way (``ntasks`` depends on the thread count, not
+    on the build), so both give bit-identical results.
     """
     rows, n = x.shape
     tasks = 8 * numba.get_num_threads()  # a few per thread, for balance
-    pieces = -(-tasks // rows)  # few long rows: cut each into pieces
-    chunk = max(kernels.BLOCK, -(-n // pieces))
-    pieces = -(-n // chunk)
-    split = (min(tasks, rows * pieces), chunk)
-    if rows * n < PARALLEL_MIN:
-        kernels.get(key, parallel=False)(x, *args, *split)
+    flat = _flat_views(x, z, w, g, elem_out, grad_out) if n < kernels.BLOCK else None
+    if flat is not None and not key.g_elem:
+        flat[3] = g  # one value per row: read per row
+    if flat is not None:
+        x, z, w, g, elem_out, grad_out = flat
+        split = (min(tasks, rows), n)
     else:
-        threads.launch(lambda parallel: kernels.get(key, parallel), x, *args, *split)
+        pieces = -(-tasks // rows)  # few long rows: cut each into pieces
+        chunk = max(kernels.BLOCK, -(-n // pieces))
+        pieces = -(-n // chunk)
+        split = (min(tasks, rows * pieces), chunk)
+    args = (x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+            rows_out, elem_out, grad_out, counts, *split)
+    is_flat = flat is not None
+    if rows * n < PARALLEL_MIN:
+        kernels.get(key, parallel=False, flat=is_flat)(*args)
+    else:
+        threads.launch(lambda parallel: kernels.get(key, parallel, is_flat), *args)
+
+
+def _flat_views(*arrays):
+    """``(1, rows * n)`` views of the ``(rows, n)`` arrays (a placeholder stays as it
+    is), or None if one of them has no such view."""
+    views = []
+    for a in arrays:
+        if a.size > 1:
+            a = reshape_view(a, (1, a.size))
+            if a is None:
+                return None
+        views.append(a)
+    return views
 
 
 # The epilogues of the front ends: small arithmetic on 0-d or per-row arrays,

@@ -1,35 +1,47 @@
 """Row-parallel CPU kernels, one compiled per combination of options.
 
 A kernel walks a ``(rows, n)`` view of the logits and per element evaluates
-:func:`numba_xent._formulas.loss_and_grad` on the vectorisable ``exp``/``log1p``
-of :mod:`numba_xent.cpu.vecmath`.  Which inputs exist and which outputs are
-written are compile-time constants of the closure (``numba_xent._core.Kernel``),
-so no element branches on a flag and LLVM drops the work nobody asked for.
+the element body of :func:`numba_xent._formulas.element_function` (the one
+element body of every kernel, CPU and CUDA) on the vectorisable ``exp``/``log1p``
+of :mod:`numba_xent.cpu.vecmath`.  Which inputs exist and which outputs are written are
+compile-time constants of the closure (``numba_xent._core.Kernel``), so no
+element branches on a flag and LLVM drops the work nobody asked for.
 
-Work split: the rows are cut into ``chunk``-long pieces (a whole row when rows
-are many; a few pieces per row when they are few and long) and ``ntasks``
-threads take contiguous runs of pieces.  Each piece's sum is kept apart and the
-pieces of a row are added in order afterwards, so a result depends on the
-input and the thread count only, never on scheduling.
+Two loops share that element body:
+
+* rows (:func:`_rows_kernel`): the rows are cut into ``chunk``-long pieces (a whole
+  row when rows are many; a few pieces per row when they are few and long) and
+  ``ntasks`` threads take contiguous runs of pieces.  Each piece's sum is kept
+  apart and the pieces of a row are added in order afterwards.
+* flat (:func:`_flat_kernel`), for rows shorter than a block whose element-indexed
+  arrays are contiguous: the element loop runs over the flat elements of whole
+  rows, ``BLOCK // n`` rows at a time, with no per-row setup (a loop of 16
+  elements would not enter LLVM's vector loop at all); per-row values (the
+  gradient's scale) are spread over a block buffer before it, and the row sums
+  are formed from the block's losses after it (a segmented sum).
+
+Either way a result depends on the input and the thread count only, never on
+scheduling.
 
 Memory: before each block the kernel asks for its inputs' cache lines 1 KiB
 ahead (:mod:`numba_xent.cpu.prefetch`), so the loads overlap the math.
 
-Precision: row sums accumulate in float64.  The loss is computed in the
-logits' dtype (its terms do not cancel inside an element beyond a few ulps),
-the gradient in float64, because ``sigmoid(x) - z`` cancels where sigmoid(x)
-is close to z and float32 would lose its relative accuracy there.  The fused
-kernel evaluates both exactly as the separate ones do: its loss and gradient
-are bit-identical to theirs.
+Precision: everything per element is computed in the logits' dtype (float32
+data in float32 arithmetic, which is backward stable: see ``_formulas``); row
+sums accumulate in float64, and a gradient's per-row scale (``grad_scale *
+g_row``, times the weight) is formed in float64 and rounded once, so that a
+huge scale times a tiny weight neither overflows nor underflows.  The fused
+kernel evaluates exactly the expressions of the separate ones: its loss and
+gradient are bit-identical to theirs.
 """
 
 import numpy as np
 from numba import njit, prange
 
-from .._formulas import loss_and_grad
+from .._formulas import element_function
 from .._jit import CPU_OPTIONS, cpu_jit
 from .prefetch import prefetch_ahead
-from .vecmath import exp_nonpos, log1p_unit, prefer_512bit_vectors
+from .vecmath import for_dtype, prefer_512bit_vectors
 
 # Element losses are buffered this many at a time, then summed: the loop that
 # computes them carries no float dependency and vectorises; the sum vectorises
@@ -39,34 +51,147 @@ BLOCK = 512
 _KERNELS = {}
 
 
-def get(key, parallel=True):
+def get(key, parallel=True, flat=False):
     """The compiled kernel for ``key`` (a ``numba_xent._core.Kernel``), built on first use.
 
     ``parallel=False`` is the serial build: for small inputs and for forked
-    children (see ``launch`` in ``__init__.py`` and threads.py).
+    children (see ``launch`` in ``__init__.py`` and threads.py).  ``flat`` is
+    the loop for short contiguous rows (see the module docstring).
     """
-    kernel = _KERNELS.get((key, parallel))
+    kernel = _KERNELS.get((key, parallel, flat))
     if kernel is None:
-        kernel = _KERNELS[key, parallel] = _build(*key, parallel=parallel)
+        build = _flat_kernel if flat else _rows_kernel
+        kernel = build(key)
+        if not parallel:
+            # Numba's cache key ignores ``parallel``: the serial build gets its own files.
+            kernel.__qualname__ += "_serial"
+        kernel = _KERNELS[key, parallel, flat] = cpu_jit(kernel, parallel=parallel)
     return kernel
 
 
+@njit(inline="always")
+def logistic(u, one):
+    """``u / (1 + u)``: one division (vdivps is faster here than a reciprocal's Newton steps)."""
+    return u / (one + u)
+
+
+def _block(key, flat):
+    """The work on one block of a kernel for ``key``, shared by both loops::
+
+        block(x, z, w, pw, g, scale, r, b0, m, ignore_value, ls, gs, s_keep, s,
+              e, losses, kept, elem_out, grad_out)
+
+    Elements ``b0 .. b0 + m`` of row ``r`` (of the ``(1, rows * n)`` view in the
+    flat loop): their inputs are prefetched, their exponentials computed in a
+    loop of their own, then the element loop writes ``losses[i]`` and ``kept[i]``
+    (what the kernel sums) and the elementwise outputs.  The row's gradient
+    scale ``scale`` is a number (row loop) or the block's per-element array
+    (``flat``, and then so is ``pw``: the block's pos_weight, ``pw[i]``); the
+    other numbers are what :func:`_constants` returns.
+
+    The exponentials have their own loop: in one loop with the rest, the
+    polynomials' coefficients did not fit in the registers (float64: 35 of
+    them) and LLVM reloaded them from memory on every iteration (measured: the
+    float64 forward 1.25x slower).
+    """
+    dtype, weighted, pos_weight, ignore = key.dtype, key.weighted, key.pos_weight, key.ignore
+    rows, elem, grad, g_elem, count = key.rows, key.elem, key.grad, key.g_elem, key.count
+    exp, log1p = for_dtype(dtype)
+    element = element_function(key, log1p, logistic)
+    ty = np.dtype(dtype).type
+    read_x = rows or elem or grad
+
+    @njit(inline="always")
+    def block(x, z, w, pw, g, scale, r, b0, m, ignore_value, ls, gs, s_keep, s, e,
+              losses, kept, elem_out, grad_out):
+        one = ty(1.0)
+        if read_x:
+            prefetch_ahead(x, r, b0, m)
+        prefetch_ahead(z, r, b0, m)
+        if weighted:
+            prefetch_ahead(w, r, b0, m)
+        if grad and g_elem:
+            prefetch_ahead(g, r, b0, m)
+        for i in range(m if read_x else 0):
+            e[i] = exp(-abs(ty(x[r, np.uint64(b0 + i)])))
+        for i in range(m):
+            # Unsigned indices: Numba then emits no negative-index wraparound,
+            # and LLVM sees contiguous loads, not gathers.
+            j = np.uint64(b0 + i)
+            z_raw = z[r, j]
+            keep = z_raw != ignore_value if ignore else True
+            if flat:
+                pw_i = pw[i] if pos_weight else one
+                g_i = g[r, j] if g_elem else (scale[i] if grad else 0.0)
+            else:
+                pw_i = pw[j] if pos_weight else one
+                g_i = g[r, j] if g_elem else scale
+            value, dgrad = element(
+                x[r, j] if read_x else one, e[i] if read_x else one, ty(z_raw), keep,
+                w[r, j] if weighted else one, pw_i, g_i, s_keep, s, gs)
+            if count:
+                kept[i] = keep
+            if rows:
+                losses[i] = value
+            if elem:
+                elem_out[r, j] = ls * value
+            if grad:
+                grad_out[r, j] = dgrad
+
+    return block
+
+
+def _constants(key):
+    """``ls, gs, s_keep, s = constants(smoothing, loss_scale, grad_scale)``: the
+    numbers a block takes, in the logits' dtype (``s_keep = 1 - s``)."""
+    ty = np.dtype(key.dtype).type
+
+    @njit(inline="always")
+    def constants(smoothing, loss_scale, grad_scale):
+        s = ty(smoothing)
+        return ty(loss_scale), ty(grad_scale), ty(1.0) - s, s
+
+    return constants
+
+
+def _buffers(key, flat):
+    """``buffers(size)``: the per-task block buffers: e, losses, kept and, for the
+    flat loop, the rows' gradient scales and pos_weight spread over a block."""
+    ty = np.dtype(key.dtype).type
+    read_x = key.rows or key.elem or key.grad
+    rows, count = key.rows, key.count
+    row_scales = flat and key.grad and not key.g_elem
+    pos_weight = flat and key.pos_weight
+    scale_ty = _scale_type(key)
+
+    @njit(inline="always")
+    def buffers(size):
+        return (np.empty(size if read_x else 0, ty), np.empty(size if rows else 0, ty),
+                np.empty(size if count else 0), np.empty(size if row_scales else 0, scale_ty),
+                np.empty(size if pos_weight else 0, ty))
+
+    return buffers
+
+
+def _scale_type(key):
+    """The type of a row's gradient scale: float64 where a weight multiplies it
+    (see _formulas.element_function), else rounded to the logits' dtype once."""
+    return np.float64 if key.weighted else np.dtype(key.dtype).type
+
+
 @njit(fastmath={"reassoc"}, **CPU_OPTIONS)
-def _block_sum(buf, m):
+def _block_sum(buf, lo, hi):
     total = 0.0
-    for i in range(m):
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: contiguous loads, no gathers
         total += buf[i]
     return total
 
 
-def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem, count,
-           parallel):
-    ty = np.dtype(dtype).type  # the loss is computed in the logits' dtype, the gradient in f64
-    f64 = np.float64
-    want_loss = rows or elem
-    # A float64 kernel evaluates exp once for both (two inlined copies of the
-    # same exp would also trip a Numba SSA check).
-    share_exp = want_loss and grad and ty is np.float64
+def _rows_kernel(key):
+    """The Python function of the row-loop kernel (see the module docstring)."""
+    rows, grad, g_elem, count = key.rows, key.grad, key.g_elem, key.count
+    block, constants, buffers = _block(key, False), _constants(key), _buffers(key, False)
+    scale_ty = _scale_type(key)
 
     def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, chunk):
@@ -74,77 +199,32 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
         nchunks = (n + chunk - 1) // chunk
         items = nrows * nchunks
         partial = np.zeros((nrows if rows else 0, nchunks))
-        kept_partial = np.zeros((nrows if count else 0, nchunks), np.int64)
-        loss_scale = loss_scale[0]
-        grad_scale = grad_scale[0]
-        one = ty(1.0)
-        keep_z, half_s = ty(1.0 - smoothing), ty(0.5 * smoothing)
-        keep_z64, half_s64 = 1.0 - smoothing, 0.5 * smoothing
+        kept_partial = np.zeros((nrows if count else 0, nchunks))
+        loss_scale, grad_scale = loss_scale[0], grad_scale[0]
+        ls, gs, s_keep, s = constants(smoothing, loss_scale, grad_scale)
         for task in prange(ntasks):
             prefer_512bit_vectors()
-            buf = np.empty(BLOCK if rows else 0, ty)
+            e, losses, kept, _, _ = buffers(BLOCK)
             for item in range(task * items // ntasks, (task + 1) * items // ntasks):
                 r = np.uint64(item // nchunks)
                 c = item - (item // nchunks) * nchunks
                 j1 = min(n, (c + 1) * chunk)
-                g_row = grad_scale * f64(g[r, 0]) if grad and not g_elem else 0.0
+                scale = scale_ty(grad_scale * np.float64(g[r, 0]) if grad and not g_elem
+                                 else 0.0)
                 acc = 0.0
-                kept = 0
+                kept_acc = 0.0
                 for b0 in range(c * chunk, j1, BLOCK):
                     m = min(BLOCK, j1 - b0)
-                    prefetch_ahead(x, r, b0, m)
-                    prefetch_ahead(z, r, b0, m)
-                    if weighted:
-                        prefetch_ahead(w, r, b0, m)
-                    if grad and g_elem:
-                        prefetch_ahead(g, r, b0, m)
-                    for i in range(m):
-                        # Unsigned indices: Numba then emits no negative-index
-                        # wraparound, and LLVM sees contiguous loads, not gathers.
-                        j = np.uint64(b0 + i)
-                        z_raw = z[r, j]
-                        keep = z_raw != ignore_value if ignore else True
-                        if count:
-                            kept += keep
-                        if want_loss:
-                            z_j = ty(z_raw)
-                            if smooth:
-                                z_j = z_j * keep_z + half_s
-                            pw_j = ty(pw[j]) if pos_weight else one
-                            x_j = ty(x[r, j])
-                            e = exp_nonpos(-abs(x_j))
-                            loss = loss_and_grad(x_j, z_j, pw_j, e, log1p_unit(e), variant,
-                                                 one)[0]
-                            if weighted:
-                                loss *= ty(w[r, j])
-                            if ignore:
-                                loss = loss if keep else one - one
-                            if rows:
-                                buf[i] = loss
-                            if elem:
-                                elem_out[r, j] = loss_scale * loss
-                        if grad:
-                            z_j64 = f64(ty(z_raw))
-                            if smooth:
-                                z_j64 = z_j64 * keep_z64 + half_s64
-                            pw_j64 = f64(ty(pw[j])) if pos_weight else 1.0
-                            x_j64 = f64(x[r, j])
-                            if share_exp:
-                                e64 = e
-                            else:
-                                e64 = exp_nonpos(-abs(x_j64))
-                            dloss = loss_and_grad(x_j64, z_j64, pw_j64, e64, 0.0, variant,
-                                                  1.0)[1]
-                            if weighted:
-                                dloss *= f64(ty(w[r, j]))
-                            g_j = grad_scale * f64(g[r, j]) if g_elem else g_row
-                            grad_out[r, j] = g_j * dloss if keep else 0.0
+                    block(x, z, w, pw, g, scale, r, b0, m, ignore_value, ls, gs, s_keep,
+                          s, e, losses, kept, elem_out, grad_out)
                     if rows:
-                        acc += _block_sum(buf, m)
+                        acc += _block_sum(losses, 0, m)
+                    if count:
+                        kept_acc += _block_sum(kept, 0, m)
                 if rows:
                     partial[r, c] = acc
                 if count:
-                    kept_partial[r, c] = kept
+                    kept_partial[r, c] = kept_acc
         if rows or count:
             for r in prange(nrows):
                 if rows:
@@ -153,9 +233,50 @@ def _build(variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, gra
                         acc += partial[r, c]
                     rows_out[r] = loss_scale * acc
                 if count:
-                    counts[r] = kept_partial[r].sum()
+                    counts[r] = np.int64(kept_partial[r].sum())
 
-    if not parallel:
-        # Numba's cache key ignores ``parallel``: the serial build gets its own files.
-        kernel.__qualname__ += "_serial"
-    return cpu_jit(kernel, parallel=parallel)
+    return kernel
+
+
+def _flat_kernel(key):
+    """The Python function of the flat-loop kernel (see the module docstring).
+
+    It takes the arguments of the row loop, but the element-indexed arrays (x,
+    z, w, an elementwise g, elem_out, grad_out) as ``(1, rows * n)`` views, and
+    ``n`` where the row loop takes ``chunk``.  Rows are never cut: ``ntasks``
+    threads take contiguous runs of whole rows.
+    """
+    dtype, pos_weight, rows, grad, g_elem, count = (key.dtype, key.pos_weight, key.rows,
+                                                    key.grad, key.g_elem, key.count)
+    block, constants, buffers = _block(key, True), _constants(key), _buffers(key, True)
+    ty = np.dtype(dtype).type
+    scale_ty = _scale_type(key)
+
+    def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+               rows_out, elem_out, grad_out, counts, ntasks, n):
+        nrows = z.shape[1] // n
+        per_block = BLOCK // n
+        span = per_block * n
+        loss_scale, grad_scale = loss_scale[0], grad_scale[0]
+        ls, gs, s_keep, s = constants(smoothing, loss_scale, grad_scale)
+        for task in prange(ntasks):
+            prefer_512bit_vectors()
+            e, losses, kept, row_scale, pw_block = buffers(span)
+            for i in range(span if pos_weight else 0):  # blocks start at a row
+                pw_block[i] = ty(pw[i % n])
+            r_end = (task + 1) * nrows // ntasks
+            for r0 in range(task * nrows // ntasks, r_end, per_block):
+                block_rows = min(per_block, r_end - r0)
+                for rr in range(block_rows if grad and not g_elem else 0):
+                    scale = scale_ty(grad_scale * np.float64(g[r0 + rr, 0]))
+                    for i in range(np.uint64(rr * n), np.uint64(rr * n + n)):
+                        row_scale[i] = scale
+                block(x, z, w, pw_block, g, row_scale, 0, r0 * n, block_rows * n, ignore_value,
+                      ls, gs, s_keep, s, e, losses, kept, elem_out, grad_out)
+                for rr in range(block_rows if rows or count else 0):
+                    if rows:
+                        rows_out[r0 + rr] = loss_scale * _block_sum(losses, rr * n, rr * n + n)
+                    if count:
+                        counts[r0 + rr] = np.int64(_block_sum(kept, rr * n, rr * n + n))
+
+    return kernel

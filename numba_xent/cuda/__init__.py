@@ -311,9 +311,10 @@ class Backend:
 
     # -- kernels ----------------------------------------------------------------
 
-    def _plan(self, rows, n):
+    def _plan(self, rows, n, unroll=groups.UNROLL):
         threads, resident = geometry(self.device)
-        return groups.plan(rows, n, threads, resident, groups.WARP if self._shuffle else 1)
+        return groups.plan(rows, n, threads, resident, groups.WARP if self._shuffle else 1,
+                           unroll)
 
     def _elementwise(self, size):
         """``(blocks, threads)`` for an elementwise kernel over ``size`` elements."""
@@ -326,7 +327,7 @@ class Backend:
                rows_out, elem_out, grad_out, counts):
         """Run the kernel for ``key`` over the ``(rows, n)`` views (see _core.evaluate)."""
         nrows, n = z.shape
-        layout = self._plan(nrows, n)
+        layout = self._plan(nrows, n, kernels.unroll(key))
         chunked = layout.nchunks > 1
         partial = kept = self.placeholder(2)
         if chunked and key.rows:
@@ -334,7 +335,7 @@ class Backend:
         if chunked and key.count:
             kept = self._alloc((nrows, layout.nchunks), np.float64)
         kernels.get(key, self._shuffle)[layout.grid, layout.threads, self.stream](
-            x, z, w, pw, g, float(ignore_value), float(smoothing), loss_scale.array,
+            x, z, w, pw, g, ignore_value, float(smoothing), loss_scale.array,
             loss_scale.factor, grad_scale.array, grad_scale.factor, rows_out, elem_out,
             grad_out, counts, partial, kept, *layout.args)
         if chunked and key.rows:

@@ -66,16 +66,17 @@ class Layout(NamedTuple):
         return self.group, self.shift, self.chunk
 
 
-def plan(rows, n, threads, resident, min_threads=WARP):
+def plan(rows, n, threads, resident, min_threads=WARP, unroll=UNROLL):
     """The :class:`Layout` of a ``(rows, n)`` reduction, ``n >= 1``.
 
     ``resident`` is how many blocks of ``threads`` the whole GPU runs at once.
     Blocks are smaller for tiny arrays, down to ``min_threads`` (a warp where
-    warp shuffles need whole warps).
+    warp shuffles need whole warps).  ``unroll``: the elements a thread loads
+    per step (the kernel's, see ``numba_xent.cuda.kernels.unroll``).
     """
-    group = min(threads, _pow2_at_least(_ceil_div(n, UNROLL)))
+    group = min(threads, _pow2_at_least(_ceil_div(n, unroll)))
     per_block = threads // group
-    step = group * UNROLL
+    step = group * unroll
     wanted = resident * WAVES * per_block  # groups that keep the GPU busy
     nchunks = 1
     if rows < wanted and n > step * MIN_STEPS:
@@ -116,7 +117,7 @@ def row_of(first, tid, group, shift):
 
 @njit(inline="always")
 def element_of(start, lane, step, u, group, unroll):
-    """The element read by ``lane`` at its UNROLL ``step``, slot ``u``, of a chunk at ``start``."""
+    """The element read by ``lane`` at its ``step``, slot ``u`` of ``unroll``, of a chunk at ``start``."""
     return start + lane + (step * unroll + u) * group
 
 

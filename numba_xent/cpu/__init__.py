@@ -101,7 +101,8 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     """
     rows, n = x.shape
     tasks = 8 * numba.get_num_threads()  # a few per thread, for balance
-    flat = _flat_views(x, z, w, g, elem_out, grad_out) if n < kernels.BLOCK else None
+    block = kernels.block_size(key.dtype)
+    flat = _flat_views(x, z, w, g, elem_out, grad_out) if n < block else None
     if flat is not None and not key.g_elem:
         flat[3] = g  # one value per row: read per row
     if flat is not None:
@@ -109,7 +110,7 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
         split = (min(tasks, rows), n)
     else:
         pieces = -(-tasks // rows)  # few long rows: cut each into pieces
-        chunk = max(kernels.BLOCK, -(-n // pieces))
+        chunk = max(block, -(-n // pieces))
         pieces = -(-n // chunk)
         split = (min(tasks, rows * pieces), chunk)
     args = (x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,

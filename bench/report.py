@@ -6,11 +6,14 @@ Regenerate everything (run from the repository root)::
         --benchmark-json=bench/results/cpu.json && python bench/report.py bench/results/cpu.json
 
 Prints the Markdown and writes ``cpu.md`` and ``cpu.png`` beside the JSON (or into
-``--out-dir``).  Per (op, shape, dtype): each implementation's median in ms, each peer's
-ratio ``peer / numba_xent`` (above 1: numba_xent is faster), and numba_xent's
-"% of floor" = floor median / numba_xent median * 100 (100% = memory-bandwidth bound).
-Needs only the standard library, plus matplotlib for the PNG (skipped, with a note,
-when matplotlib is missing).
+``--out-dir``); ``--readme README.md`` also puts the tables into the README, between its
+``<!-- cpu-benchmark -->`` markers.  Per (op, shape, dtype): each contender's median in
+ms over the interleaved rounds, each peer's ratio ``peer / numba_xent`` (above 1:
+numba_xent is faster; numba_xent with its buffers reused, the peers as they are called),
+and numba_xent's "% of floor" = floor median / numba_xent median * 100 (100% = memory-
+bandwidth bound), with buffers reused (both) and allocating (both).  Needs only the
+standard library, plus matplotlib for the PNG (skipped, with a note, when matplotlib is
+missing).
 """
 
 import argparse
@@ -24,6 +27,7 @@ SHAPES = ("4096x1024", "16384x4096", "1e6x16", "64x1e6")
 DTYPES = ("float32", "float64")
 PEERS = ("numpy", "torch", "jax", "tf")
 SUBJECT = "numba_xent"
+MARKERS = ("<!-- cpu-benchmark -->", "<!-- /cpu-benchmark -->")
 
 
 def load(path):
@@ -32,10 +36,10 @@ def load(path):
     medians, nbytes = {}, {}
     for b in data.get("benchmarks", []):
         info = b.get("extra_info") or {}
-        if not {"op", "shape", "dtype", "impl"} <= info.keys() or not b.get("stats"):
+        if not {"op", "shape", "dtype", "median_s"} <= info.keys():
             continue
         case = (info["op"], info["shape"], info["dtype"])
-        medians.setdefault(case, {})[info["impl"]] = b["stats"]["median"]
+        medians[case] = info["median_s"]
         nbytes[case] = info.get("bytes")
     return medians, nbytes, data
 
@@ -56,13 +60,17 @@ def _ratio(num, den):
     return None if num is None or den is None or den == 0 else num / den
 
 
+def _pct(r):
+    return "—" if r is None else f"{r * 100:.0f}%"
+
+
 def _x(r):
     return "—" if r is None else f"{r:.1f}x" if r < 100 else f"{r:.0f}x"
 
 
-def markdown(medians, nbytes, data):
-    peers = [p for p in PEERS if any(p in v for v in medians.values())]
-    out = ["# CPU benchmark: Caffe2 sigmoid cross-entropy", ""]
+def header(data):
+    """The run's circumstances, as Markdown list items."""
+    out = []
     mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
     cpu = mi.get("cpu", {}).get("brand_raw") or mi.get("processor", "?")
     pk = mi.get("packages", {})
@@ -77,32 +85,60 @@ def markdown(medians, nbytes, data):
         out.append(f"- Load: this run used {mi.get('cpu_busy_self', 0):.0%} of all cores, "
                    f"other processes {others:.0%}{note}")
     out.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in pk.items()))
-    out.append("- Median wall time in ms. `peer / numba_xent` > 1 means numba_xent is faster. "
+    out.append("- Median wall time in ms over rounds that run every contender once each, "
+               "interleaved. `numba_xent` and `floor`: into output buffers made once "
+               "(`out=`/`grad=`); `alloc`: the same calls allocating their outputs, each "
+               "compared with the floor measured the same way. `peer / numba_xent` > 1 means "
+               "numba_xent (buffers reused) is faster than the peer as it is called. "
                "`% of floor` = floor / numba_xent (100% = at memory bandwidth). The autograd "
                "peers' `gradient` includes their forward.")
-    out.append("")
+    return out
+
+
+def tables(medians, nbytes):
+    """One Markdown table per op."""
+    peers = [p for p in PEERS if any(p in v for v in medians.values())]
+    out = []
     for op in OPS:
         cases = sorted((c for c in medians if c[0] == op), key=_order)
         if not cases:
             continue
-        out.append(f"## {op}")
+        out.append(f"#### {op}")
         out.append("")
-        head = ["shape", "dtype", "MB moved", "floor ms (GB/s)", f"{SUBJECT} ms", "% of floor"]
+        head = ["shape", "dtype", "MB moved", "floor ms (GB/s)", f"{SUBJECT} ms", "% of floor",
+                "alloc: floor ms", f"alloc: {SUBJECT} ms", "alloc: % of floor"]
         head += [f"{p} ms" for p in peers] + [f"{p} / {SUBJECT}" for p in peers]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
         for case in cases:
             m = medians[case]
             nx, fl, b = m.get(SUBJECT), m.get("floor"), nbytes.get(case)
+            nx_a, fl_a = m.get(f"{SUBJECT}_alloc"), m.get("floor_alloc")
             floor = _ms(fl) + (f" ({b / fl / 1e9:.1f})" if fl and b else "")
-            pct = _ratio(fl, nx)
             row = [case[1], case[2], f"{b / 1e6:.0f}" if b else "—", floor, _ms(nx),
-                   "—" if pct is None else f"{pct * 100:.0f}%"]
+                   _pct(_ratio(fl, nx)), _ms(fl_a), _ms(nx_a), _pct(_ratio(fl_a, nx_a))]
             row += [_ms(m.get(p)) for p in peers]
             row += [_x(_ratio(m.get(p), nx)) for p in peers]
             out.append("| " + " | ".join(row) + " |")
         out.append("")
-    return "\n".join(out)
+    return out
+
+
+def markdown(medians, nbytes, data):
+    out = ["# CPU benchmark: Caffe2 sigmoid cross-entropy", ""] + header(data) + [""]
+    return "\n".join(out + tables(medians, nbytes))
+
+
+def readme_section(medians, nbytes, data):
+    """What goes between the README's markers: the run's circumstances and the tables."""
+    return "\n".join(header(data) + [""] + tables(medians, nbytes))
+
+
+def put_into_readme(path, section):
+    text = pathlib.Path(path).read_text()
+    start, end = (text.index(m) for m in MARKERS)
+    text = text[:start + len(MARKERS[0])] + "\n" + section + "\n" + text[end:]
+    pathlib.Path(path).write_text(text)
 
 
 def chart(medians, path):
@@ -155,6 +191,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json", nargs="?", default="bench/results/cpu.json")
     ap.add_argument("--out-dir", help="where cpu.md / cpu.png go (default: beside the JSON)")
+    ap.add_argument("--readme", help="a README whose benchmark section to rewrite")
     args = ap.parse_args(argv)
     src = pathlib.Path(args.json)
     out_dir = pathlib.Path(args.out_dir) if args.out_dir else src.parent
@@ -166,6 +203,8 @@ def main(argv=None):
     print(md)
     stem = src.stem
     (out_dir / f"{stem}.md").write_text(md + "\n")
+    if args.readme:
+        put_into_readme(args.readme, readme_section(medians, nbytes, data))
     try:
         chart(medians, out_dir / f"{stem}.png")
     except ImportError:

@@ -1,16 +1,24 @@
 """CPU benchmark: the Caffe2 operator vs NumPy, PyTorch, JAX, TensorFlow and a memory floor.
 
-Regenerate everything (about 6-10 minutes on 2 cores; needs the ``bench`` extra)::
+Regenerate everything (about 10-15 minutes on 2 cores; needs the ``bench`` extra)::
 
     python -m pytest bench/test_bench_cpu.py --benchmark-enable \\
-        --benchmark-json=bench/results/cpu.json && python bench/report.py bench/results/cpu.json
+        --benchmark-json=bench/results/cpu.json && \\
+        python bench/report.py bench/results/cpu.json --readme README.md
 
 ``--benchmark-enable`` is needed because pyproject's addopts say ``--benchmark-disable``
-(without it every case runs once, untimed: a smoke test).  Subsets with ``-k``, on the
-test ids ``test_cpu[<op>-<shape>-<dtype>-<impl>]``, e.g.
-``-k "forward and 4096x1024 and float32"`` or ``-k "not 16384x4096"``.  ``BENCH_ROUNDS=N``
-in the environment sets every case's timed rounds (default: 20 for shapes up to 8M
-elements, 5 above).
+(without it every case runs one untimed round: a smoke test).  One test per case, ids
+``test_cpu[<op>-<shape>-<dtype>]``; subsets with ``-k``, e.g.
+``-k "forward and 4096x1024 and float32"`` or ``-k "not 16384x4096"``; ``BENCH_IMPLS=
+numba_xent,floor,jax`` limits the contenders.  ``BENCH_ROUNDS=N`` in the environment sets
+every case's timed rounds (default: 20 for shapes up to 8M elements, 7 above).
+
+Every round runs each contender twice in a row, in an order shuffled from round to round,
+and times the second call: a slow spell of this shared machine falls on all of them alike,
+and no contender is timed cold after another's (the peers' thread pools spin for a while
+after their work, and their temporaries evict the caches).  The report gives each
+contender's median over the rounds (``extra_info["median_s"]``; pytest-benchmark's own
+statistics are those of whole rounds).
 
 What is timed, per (op, shape, dtype), every implementation in the inputs' dtype:
 
@@ -21,7 +29,9 @@ What is timed, per (op, shape, dtype), every implementation in the inputs' dtype
 
 Implementations:
 
-* ``numba_xent``: ``numba_xent.caffe2.sigmoid_cross_entropy_with_logits[_grad|_and_grad]``.
+* ``numba_xent``: ``numba_xent.caffe2.sigmoid_cross_entropy_with_logits[_grad|_and_grad]``
+  writing into ``out=``/``grad=`` buffers made once per case (what a training loop
+  does); ``numba_xent_alloc``: the same calls allocating their results.
 * ``numpy``: the straightforward formula (``fused`` = forward + gradient, nothing shared).
 * ``torch``: ``F.binary_cross_entropy_with_logits(reduction='none').mean(-1)``, gradient by
   ``torch.autograd.grad`` with ``grad_out``; 2 threads; tensors by ``torch.from_numpy``.
@@ -33,18 +43,21 @@ Implementations:
   nearly all of it TensorFlow's; `-k "not tf"` avoids it).
 * ``floor``: a Numba ``parallel=True`` kernel that reads and writes exactly the bytes the op
   does (forward: reads x, z, writes a value per row; gradient: reads x, z, grad_out, writes
-  the gradient; fused: both writes) with trivial arithmetic, so it runs at memory speed.
-  Like the op it allocates its outputs on every call (fresh pages of a large ``np.empty``
-  are faulted in by the write: that cost is the op's too unless ``out=``/``grad=`` are given).
+  the gradient; fused: both writes) with trivial arithmetic, so it runs at memory speed,
+  into buffers made once per case like ``numba_xent``'s; ``floor_alloc`` allocates its
+  outputs on every call like ``numba_xent_alloc`` (fresh pages of a large ``np.empty`` are
+  faulted in by the write, erratically on this VM).  Each kernel is compared with the
+  floor measured the same way.
 
-Peers are optional (``pytest.importorskip``): with only numpy and numba_xent installed the
-file runs numba_xent, numpy and floor.  Nothing here asserts a time;
+Peers are optional: with only numpy and numba_xent installed the file times numba_xent,
+numpy and the floors.  Nothing here asserts a time;
 ``test_impls_agree`` checks on a small batch that every implementation computes the same
 thing, so the timings compare like with like.
 """
 
 import gc
 import os
+import time
 
 import numpy as np
 import pytest
@@ -61,34 +74,31 @@ SHAPES = {
 }
 DTYPES = ("float32", "float64")
 OPS = ("forward", "gradient", "fused")
-IMPLS = ("numba_xent", "floor", "numpy", "torch", "jax", "tf")
+IMPLS = ("numba_xent", "floor", "numba_xent_alloc", "floor_alloc", "numpy", "torch", "jax",
+         "tf")
 SMALL_ELEMENTS = 8 * 2**20
 THREADS = 2
 
-# Outer loops first: each (shape, dtype) batch is built once and dropped before the next.
-# TensorFlow runs last, largest batch first: its oneDNN allocator keeps a pool of what it
-# ever allocated and never gives it back (peak RSS ~14 GB over all shapes, ~11 GB of it at
-# the 64M-element float64 batches), so nothing else runs beside that pool, and sizing the
-# pool on the largest batch first lets the smaller ones reuse it.
-LAST = ("tf",)
+# Outer loops first: each (shape, dtype) batch is built once and dropped before the next,
+# the largest first: TensorFlow's oneDNN allocator keeps a pool of what it ever allocated
+# and never gives it back (~11 GB at the 64M-element float64 batches), and sizing the pool
+# on the largest batch first lets the smaller ones reuse it.
 _BIGGEST_FIRST = sorted(((s, d) for s in SHAPES for d in DTYPES),
                         key=lambda sd: -np.prod(SHAPES[sd[0]]) * np.dtype(sd[1]).itemsize)
-CASES = [
-    pytest.param(op, shape, dtype, impl, id=f"{op}-{shape}-{dtype}-{impl}")
-    for impls, batches in (([i for i in IMPLS if i not in LAST], [(s, d) for s in SHAPES
-                                                                   for d in DTYPES]),
-                           (LAST, _BIGGEST_FIRST))
-    for shape, dtype in batches
-    for op in OPS
-    for impl in impls
-]
+CASES = [pytest.param(op, shape, dtype, id=f"{op}-{shape}-{dtype}")
+         for shape, dtype in _BIGGEST_FIRST for op in OPS]
 
 
 def rounds_for(shape):
     env = os.environ.get("BENCH_ROUNDS")
     if env:
         return max(1, int(env))
-    return 20 if np.prod(shape) <= SMALL_ELEMENTS else 5
+    return 20 if np.prod(shape) <= SMALL_ELEMENTS else 7
+
+
+def impls_wanted():
+    env = os.environ.get("BENCH_IMPLS")
+    return tuple(env.split(",")) if env else IMPLS
 
 
 # --------------------------------------------------------------------------- inputs
@@ -135,7 +145,22 @@ def batches():
 # --------------------------------------------------------------------------- numba_xent, numpy
 
 
-class NumbaXent:
+class Reused:
+    """Output buffers made once per (shape, dtype), for the contenders that reuse them."""
+
+    def __init__(self):
+        self._key, self._bufs = None, None
+
+    def __call__(self, x):
+        key = (x.shape, x.dtype)
+        if self._key != key:
+            self._key, self._bufs = None, None  # drop the last case's buffers first
+            self._bufs = np.empty(x.shape[0], x.dtype), np.empty(x.shape, x.dtype)
+            self._key = key
+        return self._bufs
+
+
+class NumbaXentAlloc:
     def convert(self, x, z, g):
         return x, z, g
 
@@ -147,6 +172,24 @@ class NumbaXent:
         }
 
 
+class NumbaXent(NumbaXentAlloc):
+    def ops(self):
+        out = Reused()
+
+        def forward(x, z, g):
+            return caffe2.sigmoid_cross_entropy_with_logits(x, z, out=out(x)[0])
+
+        def gradient(x, z, g):
+            return caffe2.sigmoid_cross_entropy_with_logits_grad(g, x, z, out=out(x)[1])
+
+        def fused(x, z, g):
+            loss, grad = out(x)
+            return caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z, g, out=loss,
+                                                                     grad=grad)
+
+        return {"forward": forward, "gradient": gradient, "fused": fused}
+
+
 def numpy_forward(x, z):
     return (np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))).mean(axis=-1)
 
@@ -155,7 +198,7 @@ def numpy_gradient(g, x, z):
     return g[:, None] / x.shape[-1] * (1 / (1 + np.exp(-x)) - z)
 
 
-class Numpy(NumbaXent):
+class Numpy(NumbaXentAlloc):
     def ops(self):
         return {
             "forward": lambda x, z, g: numpy_forward(x, z),
@@ -196,26 +239,36 @@ def _floor_both(x, z, g, zero, loss, grad):
         loss[r] = acc
 
 
-class Floor(NumbaXent):
+class FloorAlloc(NumbaXentAlloc):
     """Same bytes in and out as the op, trivial arithmetic: the memory-bandwidth floor."""
+
+    def buffers(self, x):
+        return np.empty(x.shape[0], x.dtype), np.empty(x.shape, x.dtype)
 
     def ops(self):
         def forward(x, z, g):
-            loss = np.empty(x.shape[0], x.dtype)
+            loss = self.buffers(x)[0]
             _floor_rows(x, z, x.dtype.type(0), loss)
             return loss
 
         def gradient(x, z, g):
-            grad = np.empty(x.shape, x.dtype)
+            grad = self.buffers(x)[1]
             _floor_grad(x, z, g, grad)
             return grad
 
         def fused(x, z, g):
-            loss, grad = np.empty(x.shape[0], x.dtype), np.empty(x.shape, x.dtype)
+            loss, grad = self.buffers(x)
             _floor_both(x, z, g, x.dtype.type(0), loss, grad)
             return loss, grad
 
         return {"forward": forward, "gradient": gradient, "fused": fused}
+
+
+class Floor(FloorAlloc):
+    """The floor into buffers made once per case."""
+
+    def __init__(self):
+        self.buffers = Reused()
 
 
 # --------------------------------------------------------------------------- peers
@@ -298,8 +351,8 @@ class TF:
         return {"forward": forward, "gradient": gradient, "fused": fused}
 
 
-PEERS = {"numba_xent": NumbaXent, "floor": Floor, "numpy": Numpy, "torch": Torch,
-         "jax": Jax, "tf": TF}
+PEERS = {"numba_xent": NumbaXent, "floor": Floor, "numba_xent_alloc": NumbaXentAlloc,
+         "floor_alloc": FloorAlloc, "numpy": Numpy, "torch": Torch, "jax": Jax, "tf": TF}
 _OPS_CACHE = {}
 
 
@@ -310,30 +363,51 @@ def ops_for(impl):
     return _OPS_CACHE[impl]
 
 
+def available(impl):
+    try:
+        ops_for(impl)
+    except pytest.skip.Exception:  # the peer is not installed
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("op, shape_name, dtype, impl", CASES)
-def test_cpu(benchmark, batches, op, shape_name, dtype, impl):
-    fn = ops_for(impl)[op]  # skips here when the peer is not installed
+@pytest.mark.parametrize("op, shape_name, dtype", CASES)
+def test_cpu(benchmark, batches, op, shape_name, dtype):
+    impls = [i for i in impls_wanted() if available(i)]
     batch = batches(shape_name, dtype)
-    x, z, g = batch.arrays(impl)
+    calls = {i: (ops_for(i)[op], batch.arrays(i)) for i in impls}
+    for fn, args in calls.values():  # compiles / traces (numba_xent, floor, jax, tf)
+        fn(*args)
+    times = {i: [] for i in impls}
+    order = np.random.default_rng(0)
+
+    def one_round():
+        for i in order.permutation(impls):
+            fn, args = calls[i]
+            fn(*args)  # untimed: its threads awake, its working set where its last call left it
+            t0 = time.perf_counter()
+            fn(*args)
+            times[i].append(time.perf_counter() - t0)
+
     shape = batch.shape
-    nbytes = bytes_moved(op, shape, batch.dtype.itemsize)
     benchmark.group = f"{op} {shape_name} {dtype}"
-    benchmark.extra_info.update(op=op, shape=shape_name, rows=shape[0], cols=shape[1],
-                                dtype=dtype, impl=impl, bytes=nbytes)
-    # warmup_rounds=1 compiles / traces (numba_xent, floor, jax, tf) before the timed rounds.
-    benchmark.pedantic(fn, args=(x, z, g), rounds=rounds_for(shape), iterations=1,
-                       warmup_rounds=1)
+    benchmark.pedantic(one_round, rounds=rounds_for(shape), iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update(
+        op=op, shape=shape_name, rows=shape[0], cols=shape[1], dtype=dtype,
+        bytes=bytes_moved(op, shape, batch.dtype.itemsize),
+        median_s={i: float(np.median(t)) for i, t in times.items()})
 
 
 def _as_numpy(a):
-    return np.asarray(a.numpy() if hasattr(a, "numpy") else a)
+    """A copy (numba_xent's results live in buffers the next call reuses)."""
+    return np.array(a.numpy() if hasattr(a, "numpy") else a)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("impl", [i for i in IMPLS if i != "floor"])
+@pytest.mark.parametrize("impl", [i for i in IMPLS if not i.startswith("floor")])
 def test_impls_agree(impl, dtype):
     """Each implementation computes the Caffe2 op in the inputs' dtype (a small batch)."""
     ops = ops_for(impl)

@@ -23,3 +23,17 @@ def test_the_readme_opens_with_the_ci_test_command():
     commands = re.findall(r"```sh\n(.*?)\n```", README.read_text(), flags=re.S)
     assert "python -m numba_xent" in commands[0]
     assert commands[1] in ci
+
+
+def test_the_readme_benchmark_tables_are_those_of_the_last_run():
+    """bench/report.py --readme wrote them from bench/results/cpu.json: nothing typed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report", README.parent / "bench" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    medians, nbytes, data = report.load(README.parent / "bench" / "results" / "cpu.json")
+    text = README.read_text()
+    start, end = (text.index(m) for m in report.MARKERS)
+    assert text[start + len(report.MARKERS[0]):end].strip() == report.readme_section(
+        medians, nbytes, data).strip()

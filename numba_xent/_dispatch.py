@@ -16,6 +16,9 @@ import numpy as np
 from . import cpu
 
 
+_HOST = {np.ndarray, float, int, bool, np.float32, np.float64, np.int64, np.int32, np.bool_}
+
+
 def is_device_array(a):
     # Cheap class flags first: building the interface's dictionary takes microseconds.
     if getattr(a, "__cuda_ndarray__", False) or getattr(a, "is_cuda", False) is True:
@@ -30,6 +33,11 @@ def backend(**named):
     device array is a host array.  Host and device arrays in one call: TypeError;
     device arrays on different GPUs: ValueError.
     """
+    for v in named.values():  # the common case first: NumPy arrays and numbers
+        if v is not None and type(v) not in _HOST:
+            break
+    else:
+        return cpu
     lazy = [k for k, v in named.items() if type(v).__module__.startswith("dask.")]
     if lazy:
         raise TypeError(f"{_names(lazy)} a Dask array: use numba_xent.dask, whose functions "

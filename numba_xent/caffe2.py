@@ -31,9 +31,10 @@ place and returned; they are checked before anything is written.
 """
 
 from . import _checks
-from ._core import evaluate
 from ._dispatch import backend
 from ._formulas import LOG_D_TRICK, PLAIN, UNJOINED
+from ._plan import ROWS, Divisor, Plan
+from ._runner import run
 from ._types import Array, ArrayLike
 
 
@@ -46,8 +47,8 @@ def sigmoid_cross_entropy_with_logits(
     out: Array | None = None,
 ) -> Array:
     """Per-row mean sigmoid cross-entropy; shape ``logits.shape[:-1]``."""
-    return _op(logits, targets, None, None, log_d_trick, unjoined_lr_loss, out, None,
-               want_grad=False)[0]
+    return run(*_plan(backend, logits, targets, log_d_trick=log_d_trick,
+                      unjoined_lr_loss=unjoined_lr_loss, out=out))
 
 
 def sigmoid_cross_entropy_with_logits_grad(
@@ -60,10 +61,8 @@ def sigmoid_cross_entropy_with_logits_grad(
     out: Array | None = None,
 ) -> Array:
     """Gradient w.r.t. the logits for ``grad_out`` of the loss's shape; shape of logits."""
-    if grad_out is None:
-        raise ValueError("grad_out must be an array of the loss's shape, got None")
-    return _op(logits, targets, None, grad_out, log_d_trick, unjoined_lr_loss, None, out,
-               want_loss=False)[1]
+    return run(*_plan(backend, logits, targets, grad_out=grad_out, log_d_trick=log_d_trick,
+                      unjoined_lr_loss=unjoined_lr_loss, grad=out, want_loss=False))
 
 
 def sigmoid_cross_entropy_with_logits_and_grad(
@@ -77,8 +76,8 @@ def sigmoid_cross_entropy_with_logits_and_grad(
     grad: Array | None = None,
 ) -> tuple[Array, Array]:
     """``(loss, grad_logits)`` in one pass; ``grad_out=None`` means ones."""
-    return _op(logits, targets, None, grad_out, log_d_trick, unjoined_lr_loss, out, grad,
-               )
+    return run(*_plan(backend, logits, targets, grad_out=grad_out, log_d_trick=log_d_trick,
+                      unjoined_lr_loss=unjoined_lr_loss, out=out, grad=grad, want_grad=True))
 
 
 def weighted_sigmoid_cross_entropy_with_logits(
@@ -89,8 +88,7 @@ def weighted_sigmoid_cross_entropy_with_logits(
     out: Array | None = None,
 ) -> Array:
     """Per-row mean of ``weights * (softplus(x) - x z)``; shape ``logits.shape[:-1]``."""
-    return _op(logits, targets, _required(weights), None, False, False, out, None,
-               want_grad=False)[0]
+    return run(*_plan(backend, logits, targets, weights, weighted=True, out=out))
 
 
 def weighted_sigmoid_cross_entropy_with_logits_grad(
@@ -102,10 +100,8 @@ def weighted_sigmoid_cross_entropy_with_logits_grad(
     out: Array | None = None,
 ) -> Array:
     """``grad_out[r] / n * weights * (sigmoid(x) - z)``; shape of logits."""
-    if grad_out is None:
-        raise ValueError("grad_out must be an array of the loss's shape, got None")
-    return _op(logits, targets, _required(weights), grad_out, False, False, None, out,
-               want_loss=False)[1]
+    return run(*_plan(backend, logits, targets, weights, grad_out, weighted=True, grad=out,
+                      want_loss=False))
 
 
 def weighted_sigmoid_cross_entropy_with_logits_and_grad(
@@ -118,14 +114,13 @@ def weighted_sigmoid_cross_entropy_with_logits_and_grad(
     grad: Array | None = None,
 ) -> tuple[Array, Array]:
     """``(loss, grad_logits)`` of the weighted operator in one pass."""
-    return _op(logits, targets, _required(weights), grad_out, False, False, out, grad,
-               )
+    return run(*_plan(backend, logits, targets, weights, grad_out, weighted=True, out=out,
+                      grad=grad, want_grad=True))
 
 
-def _required(weights):
-    if weights is None:
-        raise ValueError("weights must be an array of the logits' shape, got None")
-    return weights
+_NAMES = dict(x="logits", z="targets", weights="weights", g="grad_out", grad="grad")
+# The gradient-only operators call their gradient buffer ``out``.
+_GRAD_NAMES = dict(_NAMES, grad="out")
 
 
 def _variant(log_d_trick, unjoined_lr_loss):
@@ -136,32 +131,27 @@ def _variant(log_d_trick, unjoined_lr_loss):
     return LOG_D_TRICK if log_d_trick else UNJOINED if unjoined_lr_loss else PLAIN
 
 
-def _op(logits, targets, weights, grad_out, log_d_trick, unjoined_lr_loss, out, grad, *,
-        want_loss=True, want_grad=True):
+def _plan(pick, logits, targets, weights=None, grad_out=None, log_d_trick=False,
+          unjoined_lr_loss=False, *, out=None, grad=None, weighted=False, want_loss=True,
+          want_grad=None):
+    """``(backend, Plan)``; ``want_grad`` None: when ``grad_out`` is given."""
+    if not want_loss and grad_out is None:
+        raise ValueError("grad_out must be an array of the loss's shape, got None")
+    if weighted and weights is None:
+        raise ValueError("weights must be an array of the logits' shape, got None")
     variant = _variant(log_d_trick, unjoined_lr_loss)
-    be = backend(logits=logits, targets=targets, weights=weights, grad_out=grad_out,
-                 out=out, grad=grad)
+    want_grad = grad_out is not None if want_grad is None else want_grad
+    be = pick(logits=logits, targets=targets, weights=weights, grad_out=grad_out,
+              out=out, grad=grad)
     x = _checks.logits(be, "logits", logits)
     z = _checks.real(be, "targets", targets, x.shape, x.dtype)
     w = None if weights is None else _checks.real(be, "weights", weights, x.shape, x.dtype)
-    lead = x.shape[:-1]
     g = None
     if want_grad:
-        g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, lead, x.dtype)
-    inputs = {"logits": x, "targets": z, "weights": w, "grad_out": g}
-    loss = _checks.out(be, "out", out, lead, x.dtype, inputs) if want_loss else None
-    # The gradient-only operators call their gradient buffer ``out``.
-    grad_name = "grad" if want_loss else "out"
-    if want_grad:
-        grad = _checks.out(be, grad_name, grad, x.shape, x.dtype, inputs, elementwise=True)
-    if loss is not None and grad is not None and be.overlap(loss, grad):
-        raise ValueError("out and grad overlap: pass separate buffers")
-    if want_loss and loss is None:
-        loss = be.empty(lead, x.dtype, like=logits)
-    if want_grad and grad is None:
-        grad = be.empty(x.shape, x.dtype, like=logits)
-    n = x.shape[-1] if x.ndim else 1
-    scale = 1.0 / n if n else 0.0
-    evaluate(be, x, z, variant=variant, weights=w, g_row=g, loss_scale=scale, grad_scale=scale,
-             rows_out=loss, grad_out=grad)
-    return loss, grad
+        g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, x.shape[:-1],
+                                                      x.dtype)
+    n = Divisor("safe_div", value=x.shape[-1] if x.ndim else 1)  # loss[r] = sum_j l / n
+    return be, Plan(logits, x, z, _NAMES if want_loss else _GRAD_NAMES, weights=w,
+                    variant=variant,
+                    loss=ROWS if want_loss else None, loss_scale=n, g=g, grad_scale=n,
+                    out=out, grad=grad)

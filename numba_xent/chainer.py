@@ -16,11 +16,10 @@ Labels other than -1, 0 and 1 are not rejected: they enter the formula as they
 are (chainer does the same), e.g. ``t = 2`` gives ``softplus(x) - 2x``.
 """
 
-import numpy as np
-
 from . import _checks
-from ._core import evaluate
 from ._dispatch import backend
+from ._plan import ELEM, KEPT, TOTAL, Divisor, Plan
+from ._runner import run
 from ._types import Array, ArrayLike
 
 IGNORE = -1
@@ -33,16 +32,7 @@ def sigmoid_cross_entropy(
     reduce: str = "mean",
 ) -> Array:
     """The loss: 0-d array for ``reduce='mean'``, shape of ``x`` for ``'no'``."""
-    like = x
-    be, x, t, normalize = _args(x, t, normalize, reduce)
-    if reduce == "no":
-        loss = be.empty(x.shape, x.dtype, like=like)
-        evaluate(be, x, t, ignore_value=IGNORE, elem_out=loss)
-        return loss
-    row_sums = be.empty(x.shape[:-1], np.float64)
-    counts = evaluate(be, x, t, ignore_value=IGNORE, rows_out=row_sums, count=normalize)
-    mean = be.binary("div_at_least_one", be.total(row_sums), _divisor(be, x, counts))
-    return be.wrap(be.cast(mean, x.dtype), like)
+    return run(*_plan(backend, x, t, normalize, reduce))
 
 
 def sigmoid_cross_entropy_grad(
@@ -53,33 +43,27 @@ def sigmoid_cross_entropy_grad(
     reduce: str = "mean",
 ) -> Array:
     """``d(loss)/dx`` scaled by ``gy`` (the loss's shape); shape of ``x``."""
-    like = x
-    be, x, t, normalize = _args(x, t, normalize, reduce, gy=gy)
-    shape = x.shape if reduce == "no" else ()
-    gy = _checks.real(be, "gy", gy, shape, x.dtype)
-    gx = be.empty(x.shape, x.dtype, like=like)
-    if reduce == "no":
-        evaluate(be, x, t, ignore_value=IGNORE, g_elem=gy, grad_out=gx)
-        return gx
-    counts = evaluate(be, x, t, ignore_value=IGNORE, count=True) if normalize else None
-    g_row = be.binary("div_at_least_one", gy, _divisor(be, x, counts))
-    evaluate(be, x, t, ignore_value=IGNORE, g_row=g_row, grad_out=gx)
-    return gx
+    return run(*_plan(backend, x, t, normalize, reduce, gy=gy, want_loss=False))
 
 
-def _args(x, t, normalize, reduce, **more):
+def _plan(pick, x, t, normalize, reduce, *, gy=None, want_loss=True):
     _checks.choice("reduce", reduce, ("mean", "no"))
     normalize = _checks.flag("normalize", normalize)
-    be = backend(x=x, t=t, **more)
+    be = pick(x=x, t=t) if want_loss else pick(x=x, t=t, gy=gy)
+    like = x
     x = _checks.logits(be, "x", x)
     t = _checks.real(be, "t", t, x.shape)
     if t.dtype.kind not in "biu":
         raise TypeError(f"t must be an integer array of labels -1, 0 or 1, got dtype {t.dtype}")
-    return be, x, t, normalize
-
-
-def _divisor(be, x, counts):
-    """The number of kept elements, or the batch size (the caller takes it at least 1)."""
-    if counts is not None:
-        return be.total(counts)
-    return x.shape[0] if x.ndim else 1
+    elementwise = reduce == "no"
+    if not want_loss:
+        gy = _checks.real(be, "gy", gy, x.shape if elementwise else (), x.dtype)
+    plan = Plan(like, x, t, dict(x="x", z="t", g="gy"), ignore_value=IGNORE,
+                loss=(ELEM if elementwise else TOTAL) if want_loss else None, g=gy,
+                g_elem=elementwise)
+    if elementwise:
+        return be, plan
+    # D = max(1, #{t != -1}) with normalize, else max(1, batch size).
+    d = Divisor("div_at_least_one", KEPT) if normalize else \
+        Divisor("div_at_least_one", value=x.shape[0] if x.ndim else 1)
+    return be, plan._replace(loss_divisor=d, g_divisor=d)

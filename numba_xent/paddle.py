@@ -23,8 +23,9 @@ Differences from paddle, on purpose (see ../shared/DECISIONS.md):
 import numbers
 
 from . import _checks
-from ._core import evaluate
 from ._dispatch import backend
+from ._plan import ELEM, KEPT, Divisor, Plan
+from ._runner import run
 from ._types import Array, ArrayLike
 
 
@@ -35,12 +36,7 @@ def sigmoid_cross_entropy_with_logits(
     normalize: bool = False,
 ) -> Array:
     """The elementwise loss, shape of ``x``."""
-    like = x
-    be, x, label, ignore_index, normalize = _args(x, label, ignore_index, normalize)
-    loss = be.empty(x.shape, x.dtype, like=like)
-    evaluate(be, x, label, ignore_value=ignore_index, elem_out=loss,
-             loss_scale=_scale(be, x, label, ignore_index, normalize))
-    return loss
+    return run(*_plan(backend, x, label, ignore_index, normalize))
 
 
 def sigmoid_cross_entropy_with_logits_grad(
@@ -51,28 +47,21 @@ def sigmoid_cross_entropy_with_logits_grad(
     normalize: bool = False,
 ) -> Array:
     """``dout * d(loss)/dx``, shape of ``x``."""
-    like = x
-    be, x, label, ignore_index, normalize = _args(x, label, ignore_index, normalize, dout=dout)
-    dout = _checks.real(be, "dout", dout, x.shape, x.dtype)
-    dx = be.empty(x.shape, x.dtype, like=like)
-    evaluate(be, x, label, ignore_value=ignore_index, g_elem=dout, grad_out=dx,
-             grad_scale=_scale(be, x, label, ignore_index, normalize))
-    return dx
+    return run(*_plan(backend, x, label, ignore_index, normalize, dout=dout, want_loss=False))
 
 
-def _args(x, label, ignore_index, normalize, **more):
+def _plan(pick, x, label, ignore_index, normalize, *, dout=None, want_loss=True):
     if not isinstance(ignore_index, numbers.Real) or isinstance(ignore_index, bool):
         raise TypeError(f"ignore_index must be a number, got {ignore_index!r}")
     normalize = _checks.flag("normalize", normalize)
-    be = backend(x=x, label=label, **more)
+    be = pick(x=x, label=label) if want_loss else pick(x=x, label=label, dout=dout)
+    like = x
     x = _checks.logits(be, "x", x)
     label = _checks.real(be, "label", label, x.shape, x.dtype)
-    return be, x, label, ignore_index, normalize
-
-
-def _scale(be, x, label, ignore_index, normalize):
-    if not normalize:
-        return 1.0
+    if not want_loss:
+        dout = _checks.real(be, "dout", dout, x.shape, x.dtype)
     # Every label ignored: every element is 0 whatever the scale.
-    kept = be.total(evaluate(be, x, label, ignore_value=ignore_index, count=True))
-    return be.binary("safe_div", 1.0, kept)
+    scale = Divisor("safe_div", KEPT) if normalize else None
+    return be, Plan(like, x, label, dict(x="x", z="label", g="dout"), ignore_value=ignore_index,
+                    loss=ELEM if want_loss else None, loss_scale=scale, g=dout, g_elem=True,
+                    grad_scale=scale)

@@ -27,11 +27,10 @@ for float64 inputs; here float64 stays float64 throughout.
 
 import numbers
 
-import numpy as np
-
 from . import _checks
-from ._core import evaluate
 from ._dispatch import backend
+from ._plan import CONSTANT, ELEM, NONZERO_WEIGHTS, TOTAL, WEIGHT_SUM, Divisor, Plan
+from ._runner import run
 from ._types import Array, ArrayLike
 
 
@@ -59,16 +58,7 @@ def sigmoid_cross_entropy(
     reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS,
 ) -> Array:
     """The weighted, reduced loss: shape of ``logits`` for ``NONE``, else 0-d."""
-    be, x, z, w, smoothing = _args(multi_class_labels, logits, weights, label_smoothing,
-                                   reduction)
-    if reduction == Reduction.NONE:
-        loss = be.empty(x.shape, x.dtype, like=logits)
-        evaluate(be, x, z, weights=w, smoothing=smoothing, elem_out=loss)
-        return loss
-    row_sums = be.empty(x.shape[:-1], np.float64)
-    evaluate(be, x, z, weights=w, smoothing=smoothing, rows_out=row_sums)
-    loss = be.binary("safe_div", be.total(row_sums), _divisor(be, x, w, reduction))
-    return be.wrap(be.cast(loss, x.dtype), logits)
+    return run(*_plan(backend, multi_class_labels, logits, weights, label_smoothing, reduction))
 
 
 def sigmoid_cross_entropy_grad(
@@ -80,20 +70,13 @@ def sigmoid_cross_entropy_grad(
     reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS,
 ) -> Array:
     """``d(loss)/d(logits)`` scaled by ``grad_loss`` (the loss's shape); shape of logits."""
-    be, x, z, w, smoothing = _args(multi_class_labels, logits, weights, label_smoothing,
-                                   reduction, grad_loss=grad_loss)
-    elementwise = reduction == Reduction.NONE
-    g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else (), x.dtype)
-    grad = be.empty(x.shape, x.dtype, like=logits)
-    if elementwise:
-        evaluate(be, x, z, weights=w, smoothing=smoothing, g_elem=g, grad_out=grad)
-    else:
-        evaluate(be, x, z, weights=w, smoothing=smoothing, g_row=g, grad_out=grad,
-                 grad_scale=be.binary("safe_div", 1.0, _divisor(be, x, w, reduction)))
-    return grad
+    return run(*_plan(backend, multi_class_labels, logits, weights, label_smoothing, reduction,
+                      grad_loss=grad_loss, want_loss=False))
 
 
-def _args(labels, logits, weights, label_smoothing, reduction, **more):
+def _plan(pick, multi_class_labels, logits, weights=1.0, label_smoothing=0,
+          reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, grad_loss=None, want_loss=True):
+    labels = multi_class_labels
     for name, value in (("multi_class_labels", labels), ("logits", logits),
                         ("weights", weights)):
         if value is None:
@@ -101,7 +84,8 @@ def _args(labels, logits, weights, label_smoothing, reduction, **more):
     _checks.choice("reduction", reduction, Reduction.all())
     if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
         raise TypeError(f"label_smoothing must be a number, got {label_smoothing!r}")
-    be = backend(multi_class_labels=labels, logits=logits, weights=weights, **more)
+    more = {} if want_loss else {"grad_loss": grad_loss}
+    be = pick(multi_class_labels=labels, logits=logits, weights=weights, **more)
     x = _checks.logits(be, "logits", logits)
     z = _checks.real(be, "multi_class_labels", labels, x.shape)
     w = _checks.real(be, "weights", weights, None, x.dtype)
@@ -111,16 +95,28 @@ def _args(labels, logits, weights, label_smoothing, reduction, **more):
         raise ValueError(
             f"weights must be a scalar, of shape [batch_size] or of the logits' rank with "
             f"each axis 1 or equal to the logits' {x.shape}, got {w.shape}")
-    return be, x, z, w, float(label_smoothing) if label_smoothing > 0 else 0.0
+    elementwise = reduction == Reduction.NONE
+    g = None
+    if not want_loss:
+        g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else (), x.dtype)
+    plan = Plan(logits, x, z, dict(x="logits", z="multi_class_labels", weights="weights",
+                                   g="grad_loss"),
+                weights=w, smoothing=float(label_smoothing) if label_smoothing > 0 else 0.0,
+                loss=(ELEM if elementwise else TOTAL) if want_loss else None, g=g,
+                g_elem=elementwise)
+    if elementwise:
+        return be, plan
+    d = _divisor(x, w, reduction)
+    return be, plan._replace(loss_divisor=d, grad_scale=d)
 
 
-def _divisor(be, x, w, reduction):
-    """What the scalar reductions divide the weighted sum by; 1 for SUM."""
+def _divisor(x, w, reduction):
+    """What the scalar reductions divide the weighted sum by (safely); 1 for SUM."""
     if reduction == Reduction.SUM:
-        return 1.0
+        return Divisor("safe_div", CONSTANT, 1.0)
     if reduction == Reduction.SUM_OVER_BATCH_SIZE:
-        return x.size
+        return Divisor("safe_div", CONSTANT, x.size)
     # Each weight is repeated x.size / w.size times in its broadcast to x's shape.
     repeats = x.size // w.size if w.size else 0
-    per_weight = be.total(w) if reduction == Reduction.MEAN else be.count_nonzero(w)
-    return be.binary("mul", per_weight, repeats)
+    return Divisor("safe_div", WEIGHT_SUM if reduction == Reduction.MEAN else NONZERO_WEIGHTS,
+                   repeats)

@@ -1,9 +1,12 @@
 """PyTorch autograd for every numba_xent loss (needs the optional ``torch``).
 
-Each loss is a ``torch.autograd.Function`` whose forward runs the fused kernel:
-it returns the loss and keeps ``d(loss)/d(logits)`` for a unit upstream
-gradient, so ``backward`` only scales that by ``grad_output`` (each logit feeds
-exactly one loss element, whatever the reduction) and reads no input again.
+Every loss function of the table of public functions (``numba_xent._table``)
+has a version here, with its signature less ``out``: its front end's plan runs
+through one ``torch.autograd.Function`` whose forward asks the fused kernel for
+the loss and, when the logits require a gradient, ``d(loss)/d(logits)`` for a
+unit upstream gradient, in the same single pass; ``backward`` only scales that
+by ``grad_output`` (each logit feeds exactly one loss element, whatever the
+reduction) and reads no input again.
 CPU tensors reach the kernels through NumPy, CUDA tensors through
 ``__cuda_array_interface__``; both without a copy.  Only the logits are
 differentiable (as in chainer); targets and weights are treated as constants.
@@ -14,10 +17,14 @@ differentiable (as in chainer); targets and weights are treated as constants.
     loss.backward()
 """
 
+
 import numpy as np
 import torch
 
-from . import caffe2, chainer, general, paddle, tf
+from . import tf
+from ._dispatch import backend
+from ._runner import run
+from ._table import TABLE
 
 
 def _array(t):
@@ -32,83 +39,56 @@ def _tensor(a):
     return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
 
 
-class _FusedLoss(torch.autograd.Function):
+class _Loss(torch.autograd.Function):
+    """Any loss of the table: the loss and, if wanted, its gradient in one pass."""
+
     @staticmethod
-    def forward(ctx, logits, loss_and_grad):
-        loss, grad = loss_and_grad(_array(logits))
-        loss, grad = _tensor(loss), _tensor(grad)
-        ctx.save_for_backward(grad)
-        return loss
+    def forward(ctx, logits, entry, arguments):
+        be, plan = entry.plan(backend, {k: _array(v) for k, v in arguments.items()})
+        if not ctx.needs_input_grad[0]:
+            return _tensor(run(be, plan))
+        loss, grad = run(be, plan._replace(g=1.0))
+        ctx.save_for_backward(_tensor(grad))
+        return _tensor(loss)
 
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
         while grad_output.dim() < grad.dim():  # per-row or scalar losses
             grad_output = grad_output.unsqueeze(-1)
-        return grad * grad_output, None
+        return grad * grad_output, None, None
 
 
-def _apply(logits, loss_and_grad):
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    return _FusedLoss.apply(logits, loss_and_grad)
+def _autograd(front, name):
+    """The autograd version of ``numba_xent.<front>.<name>`` (a loss of the table)."""
+    (entry,) = [e for e in TABLE if (e.front, e.name) == (front, name) and e.is_loss]
+    signature = entry.signature
+    signature = signature.replace(parameters=[
+        p for p in signature.parameters.values() if p.name not in ("out", "grad")])
+    logits = "logits" if "logits" in signature.parameters else "x"
+
+    def fn(*args, **kwargs):
+        arguments = entry.bind(args, kwargs, drop=("out", "grad"))
+        x = arguments[logits]
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{logits} must be a torch.Tensor, got {type(x).__name__}")
+        return _Loss.apply(x, entry, arguments)
+
+    fn.__name__ = fn.__qualname__ = f"{front}_{name}" if front else name
+    fn.__signature__ = signature
+    fn.__doc__ = f"``numba_xent.{front + '.' if front else ''}{name}`` with autograd."
+    return fn
 
 
-def sigmoid_cross_entropy(logits, targets, weight=None, *, pos_weight=None,
-                          label_smoothing=0.0, ignore_index=None, reduction="mean"):
-    """:func:`numba_xent.sigmoid_cross_entropy` (torch's BCE-with-logits semantics)."""
-    options = dict(pos_weight=_array(pos_weight), label_smoothing=label_smoothing,
-                   ignore_index=ignore_index, reduction=reduction)
-    return _apply(logits, lambda x: general.sigmoid_cross_entropy_and_grad(
-        x, _array(targets), _array(weight), **options))
-
-
-def caffe2_sigmoid_cross_entropy_with_logits(logits, targets, *, log_d_trick=False,
-                                             unjoined_lr_loss=False):
-    """Caffe2's per-row loss, shape ``logits.shape[:-1]``."""
-    return _apply(logits, lambda x: caffe2.sigmoid_cross_entropy_with_logits_and_grad(
-        x, _array(targets), log_d_trick=log_d_trick, unjoined_lr_loss=unjoined_lr_loss))
-
-
-def caffe2_weighted_sigmoid_cross_entropy_with_logits(logits, targets, weights):
-    """Caffe2's weighted per-row loss, shape ``logits.shape[:-1]``."""
-    return _apply(logits, lambda x: caffe2.weighted_sigmoid_cross_entropy_with_logits_and_grad(
-        x, _array(targets), _array(weights)))
-
-
-def _ones_like_loss(loss):
-    return np.ones(np.shape(loss), loss.dtype) if isinstance(loss, np.ndarray) else 1.0
-
-
-def chainer_sigmoid_cross_entropy(x, t, normalize=True, reduce="mean"):
-    """chainer's loss (ignore label -1).  Its gradient takes a second pass over x and t."""
-    def loss_and_grad(x):
-        loss = chainer.sigmoid_cross_entropy(x, _array(t), normalize, reduce)
-        return loss, chainer.sigmoid_cross_entropy_grad(x, _array(t), _ones_like_loss(loss),
-                                                        normalize, reduce)
-    return _apply(x, loss_and_grad)
-
-
-def paddle_sigmoid_cross_entropy_with_logits(x, label, ignore_index=-100, normalize=False):
-    """paddle's elementwise loss.  Its gradient takes a second pass over x and label."""
-    def loss_and_grad(x):
-        loss = paddle.sigmoid_cross_entropy_with_logits(x, _array(label), ignore_index,
-                                                        normalize)
-        return loss, paddle.sigmoid_cross_entropy_with_logits_grad(
-            x, _array(label), _ones_like_loss(loss), ignore_index, normalize)
-    return _apply(x, loss_and_grad)
-
-
-def tf_sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothing=0,
-                             reduction=tf.Reduction.SUM_BY_NONZERO_WEIGHTS):
-    """TensorFlow v1's loss.  Its gradient takes a second pass over the inputs."""
-    labels, weights = _array(multi_class_labels), _array(weights)
-
-    def loss_and_grad(x):
-        loss = tf.sigmoid_cross_entropy(labels, x, weights, label_smoothing, reduction)
-        return loss, tf.sigmoid_cross_entropy_grad(labels, x, _ones_like_loss(loss), weights,
-                                                   label_smoothing, reduction)
-    return _apply(logits, loss_and_grad)
+sigmoid_cross_entropy = _autograd("", "sigmoid_cross_entropy")
+caffe2_sigmoid_cross_entropy_with_logits = _autograd(
+    "caffe2", "sigmoid_cross_entropy_with_logits")
+caffe2_weighted_sigmoid_cross_entropy_with_logits = _autograd(
+    "caffe2", "weighted_sigmoid_cross_entropy_with_logits")
+chainer_sigmoid_cross_entropy = _autograd("chainer", "sigmoid_cross_entropy")
+paddle_sigmoid_cross_entropy_with_logits = _autograd(
+    "paddle", "sigmoid_cross_entropy_with_logits")
+tf_sigmoid_cross_entropy = _autograd("tf", "sigmoid_cross_entropy")
 
 
 class SigmoidCrossEntropyLoss(torch.nn.Module):

@@ -99,3 +99,23 @@ def test_cuda_tensors_stay_on_the_device():
     assert loss.device == x.device and x.grad.device == x.device
     ref = F.binary_cross_entropy_with_logits(X, Z, reduction="sum")
     torch.testing.assert_close(loss.cpu(), ref, rtol=1e-12, atol=0)
+
+
+def launched_keys(monkeypatch):
+    """The kernel keys the CPU backend launches, in order."""
+    from numba_xent import cpu
+
+    keys, launch = [], cpu.launch
+    monkeypatch.setattr(cpu, "launch", lambda key, *args: keys.append(key) or launch(key, *args))
+    return keys
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_one_fused_pass_and_no_gradient_when_none_is_needed(monkeypatch, name):
+    keys = launched_keys(monkeypatch)
+    LOSSES[name](X.clone().requires_grad_())
+    fused = [k for k in keys if not k.count]  # a count pass may come first (divisors)
+    assert len(fused) == 1 and fused[0].grad and (fused[0].rows or fused[0].elem)
+    keys.clear()
+    LOSSES[name](X.clone())
+    assert keys and not any(k.grad for k in keys)

@@ -1,12 +1,23 @@
-"""The CPU backend: NumPy arrays in, NumPy arrays out, row-parallel Numba kernels."""
+"""The CPU backend: NumPy arrays in, NumPy arrays out, row-parallel Numba kernels.
+
+This module implements the backend interface, ``numba_xent._backend.Backend``.
+"""
+
+import functools
 
 import numba
 import numpy as np
 
 from . import kernels, threads
 
-asarray = np.asarray
-zeros = np.zeros
+
+def asarray(a):
+    """``a`` as a NumPy array (numbers become 0-d arrays)."""
+    return np.asarray(a)
+
+
+def zeros(shape, dtype=np.float64):
+    return np.zeros(shape, dtype)
 
 
 def buffer(name, buf):
@@ -48,32 +59,46 @@ def wrap(a, like):
 
 def reshape_view(a, shape):
     """``a`` reshaped without a copy, or None where its strides don't allow it."""
+    if a.shape == shape:
+        return a
     try:
-        return np.reshape(a, shape, copy=False)
+        return a.reshape(shape, copy=False)
     except ValueError:
         return None
 
 
 def reshape(a, shape):
     """``a`` reshaped, copied only where its strides don't allow a view."""
-    return np.reshape(a, shape)
+    return a if a.shape == shape else a.reshape(shape)
 
 
-broadcast_to = np.broadcast_to
+def broadcast_to(a, shape):
+    """A read-only broadcast view of ``a`` (an array or a number)."""
+    if type(a) is float:  # what np.broadcast_to makes of a number, in a tenth of its time
+        view = np.ndarray(shape, np.float64, np.array([a]), 0, (0,) * len(shape))
+        view.flags.writeable = False
+        return view
+    return np.broadcast_to(a, shape)
 
 
 def placeholder(ndim, dtype=np.float64):
     """A stand-in for an absent kernel argument: typed like one, never read."""
-    return _PLACEHOLDERS[ndim, np.dtype(dtype)]
+    return _PLACEHOLDERS[ndim, dtype]
 
 
-_PLACEHOLDERS = {(d, np.dtype(t)): np.zeros((1,) * d, t)
-                 for d in (1, 2) for t in (np.float64, np.int64)}
+_PLACEHOLDERS = {(d, t): np.zeros((1,) * d, t) for d in (1, 2) for t in (np.float64, np.int64)}
 
 
 def scale(value):
     """A kernel's scale factor as a 1-element float64 array (it may be a 0-d array)."""
+    if type(value) is float:
+        return _number_scale(value)
     return np.asarray(value, np.float64).reshape(1)
+
+
+@functools.lru_cache(maxsize=64)
+def _number_scale(value):
+    return np.full(1, value)  # shared by every call with this scale, never written
 
 
 def fill(a, value):
@@ -81,7 +106,7 @@ def fill(a, value):
 
 
 def copy_into(target, computed):
-    target[...] = computed.reshape(target.shape)
+    target[...] = np.reshape(computed, target.shape)
 
 
 # Below this many elements a call runs the serial build of its kernel: starting
@@ -95,20 +120,22 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     """Run the kernel for ``key`` over the ``(rows, n)`` view ``x`` (see _core.evaluate).
 
     Rows shorter than a block whose element-indexed arrays are contiguous run
-    the flat loop (see kernels.py), the others the row loop.  Either build
-    splits the work the same way (``ntasks`` depends on the thread count, not
-    on the build), so both give bit-identical results.
+    the flat loop (see kernels.py), the others the row loop.  The row loop's
+    split depends on the thread count only, not on the build, so both builds
+    give bit-identical results; the flat loop's tasks take whole rows, so its
+    results do not depend on the split at all (a serial call runs one task).
     """
     rows, n = x.shape
-    tasks = 8 * numba.get_num_threads()  # a few per thread, for balance
+    serial = rows * n < PARALLEL_MIN
     block = kernels.block_size(key.dtype)
     flat = _flat_views(x, z, w, g, elem_out, grad_out) if n < block else None
-    if flat is not None and not key.g_elem:
-        flat[3] = g  # one value per row: read per row
     if flat is not None:
+        if not key.g_elem:
+            flat[3] = g  # one value per row: read per row
         x, z, w, g, elem_out, grad_out = flat
-        split = (min(tasks, rows), n)
+        split = (1 if serial else min(_tasks(), rows), n)
     else:
+        tasks = _tasks()
         pieces = -(-tasks // rows)  # few long rows: cut each into pieces
         chunk = max(block, -(-n // pieces))
         pieces = -(-n // chunk)
@@ -116,10 +143,14 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     args = (x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
             rows_out, elem_out, grad_out, counts, *split)
     is_flat = flat is not None
-    if rows * n < PARALLEL_MIN:
+    if serial:
         kernels.get(key, parallel=False, flat=is_flat)(*args)
     else:
         threads.launch(lambda parallel: kernels.get(key, parallel, is_flat), *args)
+
+
+def _tasks():
+    return 8 * numba.get_num_threads()  # a few per thread, for balance
 
 
 def _flat_views(*arrays):

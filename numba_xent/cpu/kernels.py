@@ -53,8 +53,12 @@ BLOCK_BYTES = 2048
 
 
 def block_size(dtype):
-    """Elements of ``dtype`` per block."""
-    return BLOCK_BYTES // np.dtype(dtype).itemsize
+    """Elements of ``dtype`` per block (by name: a dictionary lookup)."""
+    size = _BLOCK_SIZES.get(dtype)
+    return BLOCK_BYTES // np.dtype(dtype).itemsize if size is None else size
+
+
+_BLOCK_SIZES = {t: BLOCK_BYTES // np.dtype(t).itemsize for t in ("float32", "float64")}
 
 _KERNELS = {}
 

@@ -30,6 +30,10 @@ class Entry(NamedTuple):
     def signature(self):
         return _signature(self.front, self.name)
 
+    def signature_less(self, drop):
+        """The function's signature without the parameters named in ``drop``."""
+        return _signature(self.front, self.name, tuple(drop))
+
     def bind(self, args, kwargs, drop=()):
         """The function's arguments by name, defaults filled in, as ``signature.bind``
         would give them (its TypeError for a wrong call) but without its cost;
@@ -42,10 +46,7 @@ class Entry(NamedTuple):
             arguments.update(kwargs)
             if len(arguments) == len(names):
                 return arguments
-        signature = self.signature
-        signature = signature.replace(parameters=[p for p in signature.parameters.values()
-                                                  if p.name not in drop])
-        bound = signature.bind(*args, **kwargs)  # raises the TypeError that says why
+        bound = self.signature_less(drop).bind(*args, **kwargs)  # the TypeError that says why
         bound.apply_defaults()
         return bound.arguments
 
@@ -61,14 +62,16 @@ class Entry(NamedTuple):
 
 
 @functools.cache
-def _signature(front, name):
-    return inspect.signature(getattr(MODULES[front], name))
+def _signature(front, name, drop=()):
+    signature = inspect.signature(getattr(MODULES[front], name))
+    return signature.replace(parameters=[p for p in signature.parameters.values()
+                                         if p.name not in drop])
 
 
 @functools.cache
 def _binding(front, name, drop):
     """(positional names, defaults, all names) of a signature less ``drop``."""
-    params = [p for p in _signature(front, name).parameters.values() if p.name not in drop]
+    params = list(_signature(front, name, drop).parameters.values())
     positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
     defaults = {p.name: p.default for p in params if p.default is not p.empty}
     return positional, defaults, {p.name for p in params}

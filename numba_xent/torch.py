@@ -59,16 +59,17 @@ class _Loss(torch.autograd.Function):
         return grad * grad_output, None, None
 
 
+_BUFFERS = ("out", "grad")  # the parameters the autograd versions do not have
+
+
 def _autograd(front, name):
     """The autograd version of ``numba_xent.<front>.<name>`` (a loss of the table)."""
     (entry,) = [e for e in TABLE if (e.front, e.name) == (front, name) and e.is_loss]
-    signature = entry.signature
-    signature = signature.replace(parameters=[
-        p for p in signature.parameters.values() if p.name not in ("out", "grad")])
+    signature = entry.signature_less(_BUFFERS)
     logits = "logits" if "logits" in signature.parameters else "x"
 
     def fn(*args, **kwargs):
-        arguments = entry.bind(args, kwargs, drop=("out", "grad"))
+        arguments = entry.bind(args, kwargs, drop=_BUFFERS)
         x = arguments[logits]
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{logits} must be a torch.Tensor, got {type(x).__name__}")

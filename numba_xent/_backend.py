@@ -68,7 +68,11 @@ class Backend(Protocol):
     def launch(self, key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts) -> None:
         """Run the fused kernel compiled for ``key`` (a ``numba_xent._core.Kernel``) over
-        the ``(rows, n)`` views, as :func:`numba_xent._core.evaluate` describes."""
+        the ``(rows, n)`` views, as :func:`numba_xent._core.evaluate` describes.
+
+        ``ignore_value`` is None (nothing ignored) or a scalar of ``z``'s dtype;
+        ``loss_scale`` and ``grad_scale`` are what :meth:`scale` returned; absent
+        arrays are :meth:`placeholder`\ s."""
 
     # -- the epilogues: float64 arithmetic on 0-d and per-row arrays, where they live --
 

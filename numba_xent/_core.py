@@ -55,7 +55,7 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     ``grad_scale`` are numbers or 0-d arrays of the backend (a device-side
     divisor needs no trip to the host).
     """
-    shape = x.shape if x.ndim else (1,)
+    shape = x.shape or (1,)
     lead, n = shape[:-1], shape[-1]
     rows = math.prod(lead)
     counts = be.zeros(lead, dtype=np.int64) if count else None
@@ -64,49 +64,35 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
             be.fill(rows_out, 0)  # the loss of an empty row is 0, not Caffe2's 0 / 0
         return counts
 
-    x2 = be.reshape(x, (rows, n))
-    z2 = be.reshape(z, (rows, n))
+    flat = (rows, n)
+    x2 = be.reshape(x, flat)
+    z2 = be.reshape(z, flat)
     # Placeholders for absent inputs and outputs are typed like the real thing, never read.
-    if weights is None:
-        w2 = be.placeholder(2)
-    else:
-        w2 = be.reshape(be.broadcast_to(weights, shape), (rows, n))
-    pw = be.placeholder(1) if pos_weight is None else be.broadcast_to(pos_weight, (n,))
+    p1, p2 = be.placeholder(1), be.placeholder(2)
+    w2 = p2 if weights is None else be.reshape(be.broadcast_to(weights, shape), flat)
+    pw = p1 if pos_weight is None else be.broadcast_to(pos_weight, (n,))
     if g_elem is not None:
-        g2 = be.reshape(be.broadcast_to(g_elem, shape), (rows, n))
-    elif g_row is not None and getattr(g_row, "ndim", 0) == 0:
+        g2 = be.reshape(be.broadcast_to(g_elem, shape), flat)
+    elif g_row is None:
+        g2 = p2
+    elif getattr(g_row, "ndim", 0) == 0:
         g2 = be.broadcast_to(g_row, (rows, 1))  # one number for every row
-    elif g_row is not None:
-        g2 = be.reshape(be.broadcast_to(g_row, lead), (rows, 1))
     else:
-        g2 = be.placeholder(2)
+        g2 = be.reshape(be.broadcast_to(g_row, lead), (rows, 1))
 
     writes = []
-    rows2 = _writable_view(be, rows_out, (rows,), writes)
-    elem2 = _writable_view(be, elem_out, (rows, n), writes)
-    grad2 = _writable_view(be, grad_out, (rows, n), writes)
+    rows2 = p1 if rows_out is None else _writable_view(be, rows_out, (rows,), writes)
+    elem2 = p2 if elem_out is None else _writable_view(be, elem_out, flat, writes)
+    grad2 = p2 if grad_out is None else _writable_view(be, grad_out, flat, writes)
     counts2 = be.placeholder(1, np.int64) if counts is None else be.reshape(counts, (rows,))
 
-    ignore_value = None if ignore_value is None else exactly(ignore_value, z.dtype)
-    key = Kernel(
-        variant=variant,
-        dtype=_NAMES[x.dtype],
-        weighted=weights is not None,
-        pos_weight=pos_weight is not None,
-        ignore=ignore_value is not None,
-        smooth=smoothing != 0,
-        rows=rows_out is not None,
-        elem=elem_out is not None,
-        grad=grad_out is not None,
-        g_elem=g_elem is not None,
-        count=bool(count),
-    )
-    be.launch(
-        key, x2, z2, w2, pw, g2,
-        z.dtype.type(0) if ignore_value is None else ignore_value,
-        float(smoothing), be.scale(loss_scale), be.scale(grad_scale),
-        rows2, elem2, grad2, counts2,
-    )
+    if ignore_value is not None:
+        ignore_value = exactly(ignore_value, z.dtype)
+    key = Kernel(variant, _NAMES[x.dtype], weights is not None, pos_weight is not None,
+                 ignore_value is not None, smoothing != 0, rows_out is not None,
+                 elem_out is not None, grad_out is not None, g_elem is not None, bool(count))
+    be.launch(key, x2, z2, w2, pw, g2, ignore_value, float(smoothing), be.scale(loss_scale),
+              be.scale(grad_scale), rows2, elem2, grad2, counts2)
     for target, computed in writes:
         be.copy_into(target, computed)
     return counts
@@ -133,10 +119,8 @@ def _exactly(value, dtype):
 
 
 def _writable_view(be, out, shape, writes):
-    if out is None:
-        return be.placeholder(len(shape))
     view = be.reshape_view(out, shape)
-    if view is None:
+    if view is None:  # computed aside, then copied in
         view = be.empty(shape, out.dtype)
         writes.append((out, view))
     return view

@@ -34,9 +34,9 @@ def run(be, p):
     g_row = g_elem = None
     grad_scale = 1.0
     if want_grad:
-        g = p.g
-        if p.g_divisor is not None:
-            g = _apply(be, p.g_divisor.op, g, _divisor(be, p, p.g_divisor, counts))
+        g, d = p.g, p.g_divisor
+        if d is not None:
+            g = _apply(be, d.op, g, d.value if d.by == CONSTANT else _divisor(be, p, d, counts))
         if p.g_elem:
             g_elem = g
         else:
@@ -107,7 +107,7 @@ def _divisor(be, p, d, counts):
     if d.by == KEPT_ROWS:
         return counts
     per_weight = be.total(p.weights) if d.by == WEIGHT_SUM else be.count_nonzero(p.weights)
-    return be.binary("mul", per_weight, d.value)
+    return _apply(be, "mul", per_weight, d.value)
 
 
 def _scale(be, p, d, counts):

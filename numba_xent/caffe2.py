@@ -30,10 +30,12 @@ which Numba cannot read).  ``out`` / ``grad`` are written in
 place and returned; they are checked before anything is written.
 """
 
+import functools
+
 from . import _checks
 from ._dispatch import backend
 from ._formulas import LOG_D_TRICK, PLAIN, UNJOINED
-from ._plan import ROWS, Divisor, Plan
+from ._plan import CONSTANT, ROWS, Divisor, Plan
 from ._runner import run
 from ._types import Array, ArrayLike
 
@@ -124,11 +126,18 @@ _GRAD_NAMES = dict(_NAMES, grad="out")
 
 
 def _variant(log_d_trick, unjoined_lr_loss):
+    if log_d_trick is False and unjoined_lr_loss is False:
+        return PLAIN  # the common case, checked
     log_d_trick = _checks.flag("log_d_trick", log_d_trick)
     unjoined_lr_loss = _checks.flag("unjoined_lr_loss", unjoined_lr_loss)
     if log_d_trick and unjoined_lr_loss:
         raise ValueError("log_d_trick and unjoined_lr_loss cannot both be True")
     return LOG_D_TRICK if log_d_trick else UNJOINED if unjoined_lr_loss else PLAIN
+
+
+@functools.lru_cache(maxsize=256)
+def _mean(n):
+    return Divisor("safe_div", CONSTANT, n)
 
 
 def _plan(pick, logits, targets, weights=None, grad_out=None, log_d_trick=False,
@@ -150,7 +159,7 @@ def _plan(pick, logits, targets, weights=None, grad_out=None, log_d_trick=False,
     if want_grad:
         g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, x.shape[:-1],
                                                       x.dtype)
-    n = Divisor("safe_div", value=x.shape[-1] if x.ndim else 1)  # loss[r] = sum_j l / n
+    n = _mean(x.shape[-1] if x.ndim else 1)  # loss[r] = sum_j l / n
     return be, Plan(logits, x, z, _NAMES if want_loss else _GRAD_NAMES, weights=w,
                     variant=variant,
                     loss=ROWS if want_loss else None, loss_scale=n, g=g, grad_scale=n,

@@ -27,6 +27,7 @@ The gradient functions take ``grad_output`` (the loss's shape; None means ones)
 and return ``grad_output * d(loss)/dx``, 0 for ignored elements.
 """
 
+import functools
 import numbers
 
 from . import _checks
@@ -94,7 +95,9 @@ def sigmoid_cross_entropy_and_grad(
 def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_index,
           reduction, *, grad_output=None, out=None, grad=None, want_loss=True,
           want_grad=False):
-    _checks.choice("reduction", reduction, REDUCTIONS)
+    loss = _LOSSES.get(reduction) if type(reduction) is str else None
+    if loss is None:
+        _checks.choice("reduction", reduction, REDUCTIONS)  # raises
     if type(label_smoothing) not in (float, int) and not isinstance(label_smoothing,
                                                                       numbers.Real) or \
             not 0 <= label_smoothing <= 1:
@@ -111,7 +114,6 @@ def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_in
                                                            x.dtype)
     pw = None if pos_weight is None else _checks.broadcastable(be, "pos_weight", pos_weight,
                                                                (n,), x.dtype)
-    loss = _LOSSES[reduction]
     g = None
     if want_grad:
         shape = {ELEM: x.shape, ROW_SUMS: lead}.get(loss, ())
@@ -124,11 +126,17 @@ def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_in
             by, value = KEPT if reduction == "mean" else KEPT_ROWS, 1.0
         else:
             by, value = CONSTANT, x.size if reduction == "mean" else n
-        divisor, g_divisor = Divisor("div", by, value), Divisor("div_at_least_one", by, value)
+        divisor, g_divisor = _means(by, value)
     return be, Plan(logits, x, z, _NAMES if want_loss else _GRAD_NAMES, weights=w,
                     pos_weight=pw, smoothing=float(label_smoothing), ignore_value=ignore_index,
                     loss=loss if want_loss else None, loss_divisor=divisor, g=g,
                     g_elem=loss == ELEM, g_divisor=g_divisor, out=out, grad=grad)
+
+
+@functools.lru_cache(maxsize=256)
+def _means(by, value):
+    """The divisors of a mean's loss and of its gradient (a gradient over none is 0)."""
+    return Divisor("div", by, value), Divisor("div_at_least_one", by, value)
 
 
 _LOSSES = {"none": ELEM, "sum": TOTAL, "mean": TOTAL, "row_sum": ROW_SUMS, "row_mean": ROW_SUMS}

@@ -99,15 +99,14 @@ def _plan(pick, multi_class_labels, logits, weights=1.0, label_smoothing=0,
     g = None
     if not want_loss:
         g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else (), x.dtype)
-    plan = Plan(logits, x, z, dict(x="logits", z="multi_class_labels", weights="weights",
-                                   g="grad_loss"),
-                weights=w, smoothing=float(label_smoothing) if label_smoothing > 0 else 0.0,
-                loss=(ELEM if elementwise else TOTAL) if want_loss else None, g=g,
-                g_elem=elementwise)
-    if elementwise:
-        return be, plan
-    d = _divisor(x, w, reduction)
-    return be, plan._replace(loss_divisor=d, grad_scale=d)
+    d = None if elementwise else _divisor(x, w, reduction)
+    return be, Plan(logits, x, z, _NAMES, weights=w,
+                    smoothing=float(label_smoothing) if label_smoothing > 0 else 0.0,
+                    loss=(ELEM if elementwise else TOTAL) if want_loss else None,
+                    loss_divisor=d, g=g, g_elem=elementwise, grad_scale=d)
+
+
+_NAMES = dict(x="logits", z="multi_class_labels", weights="weights", g="grad_loss")
 
 
 def _divisor(x, w, reduction):

@@ -32,7 +32,7 @@ def _array(t):
     if not isinstance(t, torch.Tensor):
         return t
     t = t.detach()
-    return t.numpy() if t.device.type == "cpu" else t
+    return t.numpy() if t.is_cpu else t
 
 
 def _tensor(a):
@@ -54,8 +54,9 @@ class _Loss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        while grad_output.dim() < grad.dim():  # per-row or scalar losses
-            grad_output = grad_output.unsqueeze(-1)
+        if grad_output.dim():  # per-row losses: one upstream value per row
+            while grad_output.dim() < grad.dim():
+                grad_output = grad_output.unsqueeze(-1)
         return grad * grad_output, None, None
 
 

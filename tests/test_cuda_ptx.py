@@ -75,6 +75,7 @@ def launched():
 
     def record(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts):
+        ignore_value = z.dtype.type(0) if ignore_value is None else ignore_value  # as cuda's
         args = [describe(a) for a in (x, z, w, pw, g, ignore_value)] + ["float64"]
         args += [F64_1C, "float64", F64_1C, "float64"]  # the Scale pairs
         args += [describe(a) for a in (rows_out, elem_out, grad_out, counts)]

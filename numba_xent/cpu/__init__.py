@@ -74,11 +74,23 @@ def reshape(a, shape):
 
 def broadcast_to(a, shape):
     """A read-only broadcast view of ``a`` (an array or a number)."""
-    if type(a) is float:  # what np.broadcast_to makes of a number, in a tenth of its time
-        view = np.ndarray(shape, np.float64, np.array([a]), 0, (0,) * len(shape))
-        view.flags.writeable = False
-        return view
-    return np.broadcast_to(a, shape)
+    if type(a) is not float:
+        if not (type(a) is np.ndarray and a.ndim == 0 and a.dtype.char in "fd"):
+            return np.broadcast_to(a, shape)
+        a = float(a)  # a float32 or float64 value, exactly, read as float64
+    # What np.broadcast_to makes of a number, in a tenth of its time: shared by every
+    # call with this number and shape (never written), except for zeros, whose sign
+    # the cache's equality would not tell apart.
+    return _number_view(a, shape) if a else _new_number_view(a, shape)
+
+
+def _new_number_view(value, shape):
+    view = np.ndarray(shape, np.float64, np.array([value]), 0, (0,) * len(shape))
+    view.flags.writeable = False
+    return view
+
+
+_number_view = functools.lru_cache(maxsize=256)(_new_number_view)
 
 
 def placeholder(ndim, dtype=np.float64):
@@ -90,15 +102,8 @@ _PLACEHOLDERS = {(d, t): np.zeros((1,) * d, t) for d in (1, 2) for t in (np.floa
 
 
 def scale(value):
-    """A kernel's scale factor as a 1-element float64 array (it may be a 0-d array)."""
-    if type(value) is float:
-        return _number_scale(value)
-    return np.asarray(value, np.float64).reshape(1)
-
-
-@functools.lru_cache(maxsize=64)
-def _number_scale(value):
-    return np.full(1, value)  # shared by every call with this scale, never written
+    """A kernel's scale factor (a number or a 0-d array) as the float64 the kernels take."""
+    return float(value)
 
 
 def fill(a, value):
@@ -128,11 +133,12 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     rows, n = x.shape
     serial = rows * n < PARALLEL_MIN
     block = kernels.block_size(key.dtype)
-    flat = _flat_views(x, z, w, g, elem_out, grad_out) if n < block else None
+    # g with one value per row is read per row, as it is.
+    flat = _flat_views(x, z, w, g if key.g_elem else None, elem_out, grad_out) if n < block \
+        else None
     if flat is not None:
-        if not key.g_elem:
-            flat[3] = g  # one value per row: read per row
-        x, z, w, g, elem_out, grad_out = flat
+        x, z, w, g_flat, elem_out, grad_out = flat
+        g = g if g_flat is None else g_flat
         split = (1 if serial else min(_tasks(), rows), n)
     else:
         tasks = _tasks()
@@ -140,13 +146,21 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
         chunk = max(block, -(-n // pieces))
         pieces = -(-n // chunk)
         split = (min(tasks, rows * pieces), chunk)
-    args = (x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+    args = (x, z, w, pw, g, _ignored(ignore_value), smoothing, loss_scale, grad_scale,
             rows_out, elem_out, grad_out, counts, *split)
     is_flat = flat is not None
     if serial:
-        kernels.get(key, parallel=False, flat=is_flat)(*args)
+        kernels.get(key, False, is_flat)(*args)
     else:
         threads.launch(lambda parallel: kernels.get(key, parallel, is_flat), *args)
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _ignored(value):
+    """The kernels' ``ignored``: a 1-element array of the targets' value that is
+    ignored (read only where the kernel ignores one; an array is faster for
+    Numba's dispatcher to type than a NumPy scalar)."""
+    return _PLACEHOLDERS[1, np.float64] if value is None else np.full(1, value)
 
 
 def _tasks():
@@ -154,12 +168,13 @@ def _tasks():
 
 
 def _flat_views(*arrays):
-    """``(1, rows * n)`` views of the ``(rows, n)`` arrays (a placeholder stays as it
-    is), or None if one of them has no such view."""
+    """``(1, rows * n)`` views of the ``(rows, n)`` arrays (a placeholder or None stays
+    as it is), or None if one of them has no such view."""
     views = []
     for a in arrays:
-        if a.size > 1:
-            a = reshape_view(a, (1, a.size))
+        if a is not None and (size := a.size) > 1:
+            # A contiguous array's reshape is a view, and 3x faster than asking for one.
+            a = a.reshape(1, size) if a.flags.c_contiguous else reshape_view(a, (1, size))
             if a is None:
                 return None
         views.append(a)

@@ -206,14 +206,14 @@ def _rows_kernel(key):
     scale_ty = _scale_type(key)
     block_elements = block_size(key.dtype)
 
-    def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+    def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, chunk):
         nrows, n = x.shape
         nchunks = (n + chunk - 1) // chunk
         items = nrows * nchunks
         partial = np.zeros((nrows if rows else 0, nchunks))
         kept_partial = np.zeros((nrows if count else 0, nchunks))
-        loss_scale, grad_scale = loss_scale[0], grad_scale[0]
+        ignore_value = ignored[0]
         ls, gs, s_keep, s = constants(smoothing, loss_scale, grad_scale)
         for task in prange(ntasks):
             prefer_512bit_vectors()
@@ -266,12 +266,12 @@ def _flat_kernel(key):
     scale_ty = _scale_type(key)
     block_elements = block_size(dtype)
 
-    def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+    def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, n):
         nrows = z.shape[1] // n
         per_block = block_elements // n
         span = per_block * n
-        loss_scale, grad_scale = loss_scale[0], grad_scale[0]
+        ignore_value = ignored[0]
         ls, gs, s_keep, s = constants(smoothing, loss_scale, grad_scale)
         for task in prange(ntasks):
             prefer_512bit_vectors()

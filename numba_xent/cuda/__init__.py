@@ -335,7 +335,8 @@ class Backend:
         if chunked and key.count:
             kept = self._alloc((nrows, layout.nchunks), np.float64)
         kernels.get(key, self._shuffle)[layout.grid, layout.threads, self.stream](
-            x, z, w, pw, g, ignore_value, float(smoothing), loss_scale.array,
+            x, z, w, pw, g, z.dtype.type(0) if ignore_value is None else ignore_value,
+            float(smoothing), loss_scale.array,
             loss_scale.factor, grad_scale.array, grad_scale.factor, rows_out, elem_out,
             grad_out, counts, partial, kept, *layout.args)
         if chunked and key.rows:

@@ -72,7 +72,7 @@ class Backend(Protocol):
 
         ``ignore_value`` is None (nothing ignored) or a scalar of ``z``'s dtype;
         ``loss_scale`` and ``grad_scale`` are what :meth:`scale` returned; absent
-        arrays are :meth:`placeholder`\ s."""
+        arrays are placeholders (:meth:`placeholder`)."""
 
     # -- the epilogues: float64 arithmetic on 0-d and per-row arrays, where they live --
 

@@ -36,7 +36,7 @@ def run(be, p):
     if want_grad:
         g, d = p.g, p.g_divisor
         if d is not None:
-            g = _apply(be, d.op, g, d.value if d.by == CONSTANT else _divisor(be, p, d, counts))
+            g = _apply(be, d.op, g, _divisor(be, p, d, counts))
         if p.g_elem:
             g_elem = g
         else:

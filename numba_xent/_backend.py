@@ -66,13 +66,16 @@ class Backend(Protocol):
     # -- the kernel -----------------------------------------------------------------
 
     def launch(self, key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
-               rows_out, elem_out, grad_out, counts) -> None:
+               rows_out, elem_out, grad_out, counts, finish) -> None:
         """Run the fused kernel compiled for ``key`` (a ``numba_xent._core.Kernel``) over
         the ``(rows, n)`` views, as :func:`numba_xent._core.evaluate` describes.
 
         ``ignore_value`` is None (nothing ignored) or a scalar of ``z``'s dtype;
-        ``loss_scale`` and ``grad_scale`` are what :meth:`scale` returned; absent
-        arrays are placeholders (:meth:`placeholder`)."""
+        ``loss_scale`` and ``grad_scale`` are what :meth:`scale` returned; ``g`` may
+        be what :meth:`quotient` returned; absent arrays are placeholders
+        (:meth:`placeholder`).  ``finish`` (a ``numba_xent._core.Finish`` or None):
+        the row sums' divided, cast result is written to ``finish.out`` (the CPU
+        does it after its kernel, the GPU in it)."""
 
     # -- the epilogues: float64 arithmetic on 0-d and per-row arrays, where they live --
 
@@ -86,3 +89,9 @@ class Backend(Protocol):
         """Elementwise float64 ``op`` of ``a`` and ``b`` (arrays or numbers), broadcast:
         ``div`` (IEEE: x/0 is inf, 0/0 NaN), ``safe_div`` (0 where b == 0),
         ``div_at_least_one`` (a / max(b, 1)) or ``mul``."""
+
+    def quotient(self, op: str, a, b) -> Any:
+        """``binary(op, a, b)`` where a kernel will read it (a scale, ``g``, a divisor):
+        the array on the CPU; on the GPU a deferred value that the kernel computes
+        (no launch), which :meth:`broadcast_to`, :meth:`reshape` and
+        :meth:`copy_into` also take."""

@@ -7,6 +7,8 @@ input once and writes whichever of these the caller passed:
 * ``rows_out`` (shape ``lead``):   ``loss_scale * sum_j w_j loss(x_j, z_j)`` per row
 * ``elem_out`` (shape of x):       ``loss_scale * w * loss(x, z)``
 * ``grad_out`` (shape of x):       ``grad_scale * g * w * dloss/dx``, g = g_row or g_elem
+* ``finish.out`` (lead, or 0-d):   ``op(sum_j w_j loss(x_j, z_j), D)`` per row, or of the
+  sum over all rows (:class:`Finish`), stored in the output's dtype
 
 with ``loss`` of :mod:`numba_xent._formulas`.  Elements whose raw target equals
 ``ignore_value`` give 0 loss and 0 gradient, whatever their logit (the kernels
@@ -16,11 +18,13 @@ the per-row count of kept (not ignored) elements if ``count``, else None.
 
 import functools
 import math
-from typing import NamedTuple
+import numbers
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._formulas import PLAIN
+from ._plan import KEPT
 
 
 class Kernel(NamedTuple):
@@ -39,21 +43,38 @@ class Kernel(NamedTuple):
     count: bool  # write the number of kept (non-ignored) elements per row
 
 
+class Finish(NamedTuple):
+    """What the float64 row sums become: ``out = op(sum, D)`` (None: the sums), with
+    ``sum`` each row's (``out`` of the rows' shape) or all rows' (``total``, 0-d out).
+
+    ``divisor`` D: a number, an array of the backend (0-d, or of the rows' shape),
+    what the backend's ``quotient`` returned, or ``_plan.KEPT``: the number of
+    kept elements counted in the same pass (per row, or in all).
+    """
+
+    total: bool
+    op: str | None
+    divisor: Any
+    out: Any
+
+
 # The logits' dtypes by name (dtype.name takes over a microsecond).
 _NAMES = {np.dtype(t): np.dtype(t).name for t in (np.float32, np.float64)}
 
 
 def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_value=None,
              smoothing=0.0, g_row=None, g_elem=None, loss_scale=1.0, grad_scale=1.0,
-             rows_out=None, elem_out=None, grad_out=None, count=False):
+             rows_out=None, elem_out=None, grad_out=None, count=False, finish=None):
     """Run the fused kernel; see the module docstring.
 
     ``weights`` and ``g_elem`` broadcast to x's shape, ``pos_weight`` to its
     last axis, ``g_row`` to ``lead`` (one value per row); pass one ``g`` at
     most.  Outputs are written in place; one whose strides allow no
     ``(rows, n)`` view is computed aside and copied in.  ``loss_scale`` and
-    ``grad_scale`` are numbers or 0-d arrays of the backend (a device-side
-    divisor needs no trip to the host).
+    ``grad_scale`` are numbers, 0-d arrays of the backend or what its
+    ``quotient`` returned (a device-side divisor needs no trip to the host).
+    ``finish`` (a :class:`Finish`; ``count`` where its divisor is ``KEPT``) is
+    written instead of ``rows_out``.
     """
     shape = x.shape or (1,)
     lead, n = shape[:-1], shape[-1]
@@ -62,6 +83,8 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     if rows * n == 0:
         if rows_out is not None:
             be.fill(rows_out, 0)  # the loss of an empty row is 0, not Caffe2's 0 / 0
+        if finish is not None:
+            finish_sums(be, finish, be.zeros(lead), counts)
         return counts
 
     flat = (rows, n)
@@ -85,17 +108,67 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     elem2 = p2 if elem_out is None else _writable_view(be, elem_out, flat, writes)
     grad2 = p2 if grad_out is None else _writable_view(be, grad_out, flat, writes)
     counts2 = be.placeholder(1, np.int64) if counts is None else be.reshape(counts, (rows,))
+    if finish is not None:
+        d = finish.divisor
+        if not finish.total and getattr(d, "ndim", 0):  # per row: flat, as the rows
+            d = be.reshape(d, (rows,))
+        finish = finish._replace(divisor=d, out=_writable_view(
+            be, finish.out, (1,) if finish.total else (rows,), writes))
 
     if ignore_value is not None:
         ignore_value = exactly(ignore_value, z.dtype)
     key = Kernel(variant, _NAMES[x.dtype], weights is not None, pos_weight is not None,
-                 ignore_value is not None, smoothing != 0, rows_out is not None,
+                 ignore_value is not None, smoothing != 0,
+                 rows_out is not None or finish is not None,
                  elem_out is not None, grad_out is not None, g_elem is not None, bool(count))
     be.launch(key, x2, z2, w2, pw, g2, ignore_value, float(smoothing), be.scale(loss_scale),
-              be.scale(grad_scale), rows2, elem2, grad2, counts2)
+              be.scale(grad_scale), rows2, elem2, grad2, counts2, finish)
     for target, computed in writes:
         be.copy_into(target, computed)
     return counts
+
+
+def finish_sums(be, finish, sums, counts):
+    """Write ``finish`` from the float64 row sums ``sums`` (and the pass's ``counts``)
+    with the backend's own arithmetic: what a backend whose kernel does not finish
+    its sums does after it."""
+    value = be.total(sums) if finish.total else sums
+    if finish.op is not None:
+        d = finish.divisor
+        if d is KEPT:
+            d = be.total(counts) if finish.total else counts
+        value = quotient(be, finish.op, value, d)
+    be.copy_into(finish.out, value)
+
+
+def quotient(be, op, a, b):
+    """``op(a, b)`` in float64 (an operation of ``be.binary``): on the host when both are
+    host numbers, else the backend's ``quotient``."""
+    if _host(a) and _host(b):
+        return _host_binary(op, float(a), float(b))
+    return be.quotient(op, a, b)
+
+
+def _host_binary(op, a, b):
+    """The backends' ``binary`` on two Python floats (the same IEEE float64 results)."""
+    if op == "mul":
+        return a * b
+    if op == "div_at_least_one":
+        return a / (b if b >= 1.0 or b != b else 1.0)
+    if b == 0:
+        if op == "safe_div":
+            return 0.0
+        return math.nan if a != a or a == 0 else math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
+
+
+def _host(v):
+    t = type(v)
+    return t in _NUMBERS or (t is np.ndarray and v.ndim == 0) or (
+        t is not np.ndarray and isinstance(v, (numbers.Number, np.generic)))
+
+
+_NUMBERS = {float, int, np.float64, np.float32}
 
 
 def exactly(value, dtype):

@@ -99,7 +99,7 @@ def _plan(pick, multi_class_labels, logits, weights=1.0, label_smoothing=0,
     g = None
     if not want_loss:
         g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else (), x.dtype)
-    d = None if elementwise else _divisor(x, w, reduction)
+    d = None if elementwise else _divisor(x, w, reduction, weights)
     return be, Plan(logits, x, z, _NAMES, weights=w,
                     smoothing=float(label_smoothing) if label_smoothing > 0 else 0.0,
                     loss=(ELEM if elementwise else TOTAL) if want_loss else None,
@@ -109,12 +109,18 @@ def _plan(pick, multi_class_labels, logits, weights=1.0, label_smoothing=0,
 _NAMES = dict(x="logits", z="multi_class_labels", weights="weights", g="grad_loss")
 
 
-def _divisor(x, w, reduction):
-    """What the scalar reductions divide the weighted sum by (safely); 1 for SUM."""
+def _divisor(x, w, reduction, weights):
+    """What the scalar reductions divide the weighted sum by (safely); 1 for SUM.
+
+    ``weights`` as the caller passed it: a number's sums are known on the host
+    (no pass over the weights on a GPU), with the arithmetic of an array's."""
     if reduction == Reduction.SUM:
         return Divisor("safe_div", CONSTANT, 1.0)
     if reduction == Reduction.SUM_OVER_BATCH_SIZE:
         return Divisor("safe_div", CONSTANT, x.size)
+    if isinstance(weights, numbers.Real):
+        per_weight = float(weights) if reduction == Reduction.MEAN else float(weights != 0)
+        return Divisor("safe_div", CONSTANT, per_weight * x.size)
     # Each weight is repeated x.size / w.size times in its broadcast to x's shape.
     repeats = x.size // w.size if w.size else 0
     return Divisor("safe_div", WEIGHT_SUM if reduction == Reduction.MEAN else NONZERO_WEIGHTS,

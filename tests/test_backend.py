@@ -35,7 +35,7 @@ def parameters(fn):
 
 def test_both_backends_implement_every_operation_with_its_parameters(side):
     be, _, _ = side
-    assert len(OPERATIONS) == 19
+    assert len(OPERATIONS) == 20
     assert isinstance(be, _backend.Backend)
     for name in OPERATIONS:
         assert parameters(getattr(be, name)) == parameters(getattr(_backend.Backend, name)), name

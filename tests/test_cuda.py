@@ -11,6 +11,7 @@ those are installed.  Shapes are small: every simulated thread is a Python threa
 
 import ctypes
 import importlib
+import itertools
 import os
 import subprocess
 import sys
@@ -395,6 +396,83 @@ def test_general_api_ignore_index_and_means_over_nothing():
 
 
 # -- Arrays: results, buffers, layouts, dtypes ---------------------------------------
+
+@pytest.fixture
+def launches(monkeypatch):
+    """The number of kernel launches since the last call of the returned function."""
+    if SIMULATOR:
+        from numba.cuda.simulator import kernel as simulated
+
+        cls, attribute = simulated.FakeCUDAKernel, "__call__"
+
+        def counts(self):  # device functions and calls inside a kernel are no launches
+            return not (self._device or simulated._kernel_context)
+    else:
+        from numba.cuda import dispatcher
+
+        cls, attribute = dispatcher._LaunchConfiguration, "__call__"
+
+        def counts(self):
+            return True
+    seen = [0]
+    original = getattr(cls, attribute)
+
+    def counting(self, *args, **kwargs):
+        seen[0] += counts(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, attribute, counting)
+
+    def since():
+        n, seen[0] = seen[0], 0
+        return n
+    return since
+
+
+def test_every_call_is_one_launch_and_one_more_for_a_divisor_the_gradient_needs_first(
+        launches, geometry):
+    """Each call's epilogue (scales, divisors, means, the casts, chunked rows and the
+    whole-array sums) runs in its loss kernel, so a call is one launch; a count
+    (ignore_index, normalize) or a sum of TF's array weights that a divisor needs
+    before the kernel reads the first element is one launch more."""
+    geometry(32, 1)
+    for shape in [(4, 6), (2, 1000), (70, 3)]:  # one row block; rows in chunks; many blocks
+        x, z, w = random_inputs(shape, np.float32, seed=8)
+        z[0, 0] = -1
+        t = z.astype(np.int32)
+        dx, dz, dw, dt = dev(x), dev(z), dev(w), dev(t)
+        for reduction, ignore in itertools.product(nx.REDUCTIONS, (None, -1)):
+            options = dict(reduction=reduction, ignore_index=ignore)
+            nx.sigmoid_cross_entropy(dx, dz, dw, **options)
+            assert launches() == 1, (shape, options)
+            counted = ignore is not None and reduction in ("mean", "row_mean")
+            nx.sigmoid_cross_entropy_grad(dx, dz, dw, **options)
+            assert launches() == 1 + counted, (shape, options)
+            nx.sigmoid_cross_entropy_and_grad(dx, dz, dw, **options)
+            assert launches() == 1 + counted, (shape, options)
+        caffe2.sigmoid_cross_entropy_with_logits_and_grad(dx, dz, dev(np.ones(shape[0],
+                                                                               np.float32)))
+        assert launches() == 1
+        for normalize, reduce in itertools.product((True, False), ("mean", "no")):
+            chainer.sigmoid_cross_entropy(dx, dt, normalize, reduce)
+            assert launches() == 1
+            gy = dev(np.full(shape if reduce == "no" else (), 0.5, np.float32))
+            chainer.sigmoid_cross_entropy_grad(dx, dt, gy, normalize, reduce)
+            assert launches() == 1 + (normalize and reduce == "mean")
+        for normalize in (True, False):
+            paddle.sigmoid_cross_entropy_with_logits(dx, dz, -1, normalize)
+            assert launches() == 1 + normalize
+        labels = dev(t.clip(0))
+        for reduction in tf.Reduction.all():
+            by_weights = reduction in (tf.Reduction.MEAN, tf.Reduction.SUM_BY_NONZERO_WEIGHTS)
+            tf.sigmoid_cross_entropy(labels, dx, dw, 0.1, reduction)
+            assert launches() == 1 + by_weights, reduction
+            tf.sigmoid_cross_entropy(labels, dx, 0.5, 0.1, reduction)  # a number's sum: host
+            assert launches() == 1, reduction
+            tf.sigmoid_cross_entropy_grad(labels, dx, dev(np.ones(shape)) if reduction == "none"
+                                          else 1.0, 2.0, 0.1, reduction)
+            assert launches() == 1, reduction
+
 
 def test_results_are_device_arrays_made_without_a_host_round_trip(monkeypatch):
     x, z, _ = random_inputs((5, 6), np.float32)

@@ -2,10 +2,11 @@
 
 The simulator runs kernels as Python and misses what only the compiler sees.
 Here every kernel is compiled with ``numba.cuda.compile_ptx``: the fused
-kernel for every ``numba_xent._core.Kernel`` key the front ends launch (found
-by running every front end with every option on tiny host arrays while
-recording the keys and argument types that reach ``launch``), some once more
-on strided inputs, and the epilogue kernels (sums, counts, arithmetic, copies).
+kernel for every ``numba_xent._core.Kernel`` key and ``kernels.Epilogue`` the
+front ends launch (found by running every front end with every option on tiny
+device arrays while recording the keys and argument types that reach the loss
+kernels), some once more on strided inputs, and the epilogue kernels (sums,
+counts, arithmetic, copies).
 Each must show:
 
 * no local memory in the PTX (the UNROLL-element register arrays were promoted),
@@ -52,10 +53,18 @@ MAX_REGISTERS = {"float32": 64, "float64": 128}
 
 def describe(a):
     """A kernel argument as Numba types it on the device: dtype, ndim, layout."""
+    if isinstance(a, bool):
+        return "bool"
+    if isinstance(a, int):
+        return "int64"
+    if isinstance(a, float):
+        return "float64"
     if isinstance(a, np.generic):
         return a.dtype.name
-    if not isinstance(a, np.ndarray):
-        return "float64"
+    numba_type = getattr(a, "_numba_type_", None)
+    if numba_type is not None and not hasattr(a, "_ary"):  # a real device array
+        return [str(numba_type.dtype), numba_type.ndim, numba_type.layout]
+    a = getattr(a, "_ary", a)  # the simulator's arrays hold a NumPy array
     broadcast = 0 in a.strides and a.size > 0  # Numba types broadcast device arrays 'A'
     layout = ("C" if a.flags.c_contiguous and not broadcast
               else "F" if a.flags.f_contiguous and not broadcast else "A")
@@ -63,30 +72,42 @@ def describe(a):
 
 
 F64_1C, F64_2C = ["float64", 1, "C"], ["float64", 2, "C"]
-LAYOUT_ARGS = ["int64"] * 3  # group, shift, chunk
+LAYOUT_ARGS = ["int64"] * 5  # group, shift, chunk, finish_group, finish_shift
+# The fused kernel's arguments that are x, z and the outputs (strided once more).
+STRIDED = (0, 1, 20, 21, 22)
 
 
 def launched():
-    """{(key, argument descriptions)} of every loss kernel the front ends launch."""
+    """{(key, epilogue): argument descriptions} of every loss kernel the front ends launch.
+
+    Every front end runs with every option on tiny device arrays (under the
+    simulator where there is no GPU), with the loss kernels replaced by a recorder
+    of what they would be given.
+    """
+    gpu = importlib.import_module("test_cuda")  # switches the simulator on where needed
+    if not gpu.USABLE:
+        return {}
     import numba_xent as nx
-    from numba_xent import caffe2, chainer, cpu, paddle, tf
+    from numba_xent import caffe2, chainer, paddle, tf
+    from numba_xent.cuda import kernels
 
     seen = {}
 
-    def record(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
-               rows_out, elem_out, grad_out, counts):
-        ignore_value = z.dtype.type(0) if ignore_value is None else ignore_value  # as cuda's
-        args = [describe(a) for a in (x, z, w, pw, g, ignore_value)] + ["float64"]
-        args += [F64_1C, "float64", F64_1C, "float64"]  # the Scale pairs
-        args += [describe(a) for a in (rows_out, elem_out, grad_out, counts)]
-        args += [F64_2C, F64_2C] + LAYOUT_ARGS  # partial sums, layout
-        seen.setdefault(tuple(key), args)
+    class Recorder:
+        def __init__(self, key, epilogue):
+            self.kernel = (tuple(key), tuple(epilogue))
 
-    launch, cpu.launch = cpu.launch, record
+        def __getitem__(self, configuration):
+            return self
+
+        def __call__(self, *args):
+            seen.setdefault(self.kernel, [describe(a) for a in args])
+
+    get, kernels.get = kernels.get, lambda key, epilogue, shuffle: Recorder(key, epilogue)
     try:
         for dt in (np.float32, np.float64):
-            x, z, w = (np.ones((3, 4), dt) for _ in range(3))
-            g, t = np.ones(3, dt), np.ones((3, 4), np.int32)
+            x, z, w = (gpu.dev(np.ones((3, 4), dt)) for _ in range(3))
+            g, t = gpu.dev(np.ones(3, dt)), gpu.dev(np.ones((3, 4), np.int32))
             for flags in ({}, {"log_d_trick": True}, {"unjoined_lr_loss": True}):
                 caffe2.sigmoid_cross_entropy_with_logits(x, z, **flags)
                 caffe2.sigmoid_cross_entropy_with_logits_grad(g, x, z, **flags)
@@ -95,50 +116,54 @@ def launched():
             caffe2.weighted_sigmoid_cross_entropy_with_logits_grad(g, x, z, w)
             caffe2.weighted_sigmoid_cross_entropy_with_logits_and_grad(x, z, w, g)
             for normalize, reduce in itertools.product((True, False), ("mean", "no")):
-                gy = np.ones((3, 4) if reduce == "no" else (), dt)
+                gy = gpu.dev(np.ones((3, 4) if reduce == "no" else (), dt))
                 chainer.sigmoid_cross_entropy(x, t, normalize, reduce)
                 chainer.sigmoid_cross_entropy_grad(x, t, gy, normalize, reduce)
             for normalize in (True, False):
                 paddle.sigmoid_cross_entropy_with_logits(x, z, -1, normalize)
                 paddle.sigmoid_cross_entropy_with_logits_grad(x, z, x, -1, normalize)
-            for reduction, smoothing in itertools.product(tf.Reduction.all(), (0, 0.1)):
-                gl = np.ones((3, 4)) if reduction == tf.Reduction.NONE else 1.0
-                tf.sigmoid_cross_entropy(t, x, 1.0, smoothing, reduction)
-                tf.sigmoid_cross_entropy_grad(t, x, gl, 1.0, smoothing, reduction)
+            for reduction, smoothing, weights in itertools.product(
+                    tf.Reduction.all(), (0, 0.1), (1.0, w)):
+                gl = gpu.dev(np.ones((3, 4))) if reduction == tf.Reduction.NONE else 1.0
+                tf.sigmoid_cross_entropy(t, x, weights, smoothing, reduction)
+                tf.sigmoid_cross_entropy_grad(t, x, gl, weights, smoothing, reduction)
             for reduction, weights, pos_weight, smoothing, ignore in itertools.product(
-                    nx.REDUCTIONS, (None, w), (None, np.ones(4, dt)), (0, 0.1), (None, -1)):
+                    nx.REDUCTIONS, (None, w), (None, gpu.dev(np.ones(4, dt))), (0, 0.1),
+                    (None, -1)):
                 options = dict(weights=weights, pos_weight=pos_weight, reduction=reduction,
                                label_smoothing=smoothing, ignore_index=ignore)
                 nx.sigmoid_cross_entropy(x, z, **options)
                 nx.sigmoid_cross_entropy_grad(x, z, **options)
                 nx.sigmoid_cross_entropy_and_grad(x, z, **options)
     finally:
-        cpu.launch = launch
+        kernels.get = get
     return seen
+
+
+KEY_FIELDS = ("variant", "dtype", "weighted", "pos_weight", "ignore", "smooth", "rows", "elem",
+              "grad", "g_elem", "count")
+EPILOGUE_FIELDS = ("loss_op", "grad_op", "g_op", "total", "finish_op", "by_kept")
 
 
 def jobs():
     """Every kernel to compile: (name, kernel, argument descriptions)."""
     result = []
-    for key, args in sorted(launched().items()):
+    for (key, epi), args in sorted(launched().items(), key=repr):
         name = "loss" + "".join(f"-{f}" if v is True else f"-{v}" for f, v in zip(
-            ("variant", "dtype", "weighted", "pos_weight", "ignore", "smooth", "rows", "elem",
-             "grad", "g_elem", "count"), key, strict=True) if v is not False)
-        result.append((name, ["loss", key], args))
+            KEY_FIELDS, key, strict=True) if v is not False)
+        name += "".join(f"-{f}" if v is True else f"-{f}={v}" for f, v in zip(
+            EPILOGUE_FIELDS, epi, strict=True) if v not in (None, False))
+        result.append((name, ["loss", key, epi], args))
         if key[2] is False and key[3] is False:  # and once on strided inputs
-            strided = [[d[0], d[1], "A"] if i in (0, 1, 11, 12, 13) and isinstance(d, list)
+            strided = [[d[0], d[1], "A"] if i in STRIDED and isinstance(d, list)
                        and d[2] == "C" else d for i, d in enumerate(args)]
             if key[4:6] == (False, False) and not key[10]:
-                result.append((name + "-strided", ["loss", key], strided))
-    epilogue_args = [F64_1C, "float64"]  # the Scale pair
-    for a, out in [(F64_2C, F64_1C), (["int64", 2, "C"], F64_1C), (["float32", 2, "A"], F64_1C),
-                   (F64_2C, ["float32", 1, "C"]), (F64_2C, ["float32", 1, "A"]),
-                   (F64_2C, ["int64", 1, "C"])]:
-        result.append((f"row_sums-sum-{a[0]}{a[2]}-{out[0]}{out[2]}", ["row_sums", "sum"],
-                       [a, *epilogue_args, out, F64_2C] + LAYOUT_ARGS))
-    for a in (["float32", 2, "A"], ["float64", 2, "A"], ["bool", 2, "C"]):
-        result.append((f"row_sums-nonzero-{a[0]}{a[2]}", ["row_sums", "nonzero"],
-                       [a, *epilogue_args, F64_1C, F64_2C] + LAYOUT_ARGS))
+                result.append((name + "-strided", ["loss", key, epi], strided))
+    reduce_args = [F64_1C, F64_2C, ["int32", 1, "C"]] + LAYOUT_ARGS  # out, totals, ticket
+    for op, a in [("sum", F64_2C), ("sum", ["float32", 2, "A"]), ("sum", ["float64", 2, "A"]),
+                  ("nonzero", ["float32", 2, "A"]), ("nonzero", ["float64", 2, "A"]),
+                  ("nonzero", ["bool", 2, "C"])]:
+        result.append((f"reduce_all-{op}-{a[0]}{a[2]}", ["reduce_all", op], [a, *reduce_args]))
     for op, a, b in [("div", "float64", "float64"), ("div", "float64", "int64"),
                      ("safe_div", "float64", "float64"), ("mul", "float64", "float64"),
                      ("div_at_least_one", "float32", "int64"),
@@ -151,7 +176,21 @@ def jobs():
         result.append((f"copy-{dst[0]}{dst[2]}-{src[0]}{src[2]}", ["copy"], [dst, src]))
     for dtype in ("float64", "float32", "int64", "bool"):
         result.append((f"fill-{dtype}", ["fill"], [[dtype, 1, "C"], dtype]))
+    result.append(DIVISION)
     return result
+
+
+# One ``division.divide`` alone, whose float64 census the loss kernels' is measured against.
+DIVISION = ("division", ["division"], [F64_1C, F64_1C])
+
+
+def build_division():
+    from numba_xent.cuda.division import divide
+
+    def kernel(a, out):
+        out[0] = divide(a[0], a[1])
+
+    return kernel
 
 
 # -- the compiler subprocess ---------------------------------------------------------
@@ -210,11 +249,13 @@ def compile_jobs(batch):
             result[name] = real_views()
             continue
         if kernel[0] == "loss":
-            fn = kernels.build(Kernel(*kernel[1]), True)
-        elif kernel[0] == "row_sums":
-            fn = epilogue.build_row_sums(kernel[1], True)
+            fn = kernels.build(Kernel(*kernel[1]), kernels.Epilogue(*kernel[2]), True)
+        elif kernel[0] == "reduce_all":
+            fn = epilogue.build_reduce_all(kernel[1], True)
         elif kernel[0] == "binary":
             fn = epilogue.build_binary(kernel[1])
+        elif kernel[0] == "division":
+            fn = build_division()
         else:
             fn = getattr(epilogue, f"build_{kernel[0]}")()
         try:
@@ -316,7 +357,8 @@ def ptxas(ptx, nvjitlink):
 
 # -- the tests ---------------------------------------------------------------------
 
-JOBS = jobs()
+# The subprocess (this file run as a script) compiles what it is sent.
+JOBS = jobs() if __name__ != "__main__" else []
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 if __name__ != "__main__":  # compile while the rest of the suite runs
     VIEWS = ("views", ["views"], [])  # rides with the first batch
@@ -393,11 +435,14 @@ def test_no_spills_and_bounded_registers(compiled):
 
 
 ELEMENT = {"float32": "f32", "float64": "f64"}
-LOSS_JOBS = [(name, kernel[1]) for name, kernel, _ in JOBS if kernel[0] == "loss"]
-def unroll_of(key):
-    """The UNROLL of the kernel for ``key`` (a list, as the jobs hold it)."""
+LOSS_JOBS = [(name, kernel[1], kernel[2]) for name, kernel, _ in JOBS if kernel[0] == "loss"]
+
+
+def unroll_of(key, epi):
+    """The UNROLL of the kernel for ``key`` and ``epi`` (lists, as the jobs hold them)."""
     kernels = importlib.import_module("numba_xent.cuda.kernels")
-    return kernels.unroll(importlib.import_module("numba_xent._core").Kernel(*key))
+    key = importlib.import_module("numba_xent._core").Kernel(*key)
+    return kernels.unroll(key, kernels.Epilogue(*epi))
 
 
 # Data movement, and the only float64 arithmetic a float32 kernel may do.
@@ -414,25 +459,71 @@ def test_the_float64_census_reads_opcodes_and_guards():
     assert f64_instructions(ptx) == {"ld": 1, "fma": 1, "cvt": 1}
 
 
-@pytest.mark.parametrize("name, key", [(n, k) for n, k in LOSS_JOBS if k[1] == "float32"])
-def test_float32_kernels_compute_in_float32(compiled, name, key):
+def division_sites(epi):
+    """How many ``division.divide`` the kernel for ``epi`` inlines: one per dividing
+    scale or upstream gradient, and for a dividing finish one (the total) or two (a
+    row's: where the row is read whole, and where the last block adds up its chunks)."""
+    loss_op, grad_op, g_op, total, finish_op, _ = epi
+    dividing = [op not in (None, "mul") for op in (loss_op, grad_op, g_op)]
+    return sum(dividing) + (finish_op not in (None, "mul")) * (1 if total else 2)
+
+
+def without_divisions(f64, division, sites):
+    """The census ``f64`` less ``sites`` times the census of one division (moves aside)."""
+    rest = dict(f64)
+    for op, n in division.items():
+        if op not in F64_MOVES and op in rest:
+            rest[op] = max(0, rest[op] - sites * n)
+    return {op: n for op, n in rest.items() if n}
+
+
+def test_the_division_census_is_subtracted_per_site(compiled):
+    division = compiled["division"]["f64"]
+    assert "div" not in division and division["fma"] >= 2, division  # FMAs, no subroutine
+    assert division_sites(["div", None, "div_at_least_one", True, "div", False]) == 3
+    assert division_sites([None, "mul", None, False, "div", False]) == 2
+    extra = {"add": 3, "mul": 1}
+    both = {op: 2 * division.get(op, 0) + extra.get(op, 0) for op in division.keys() | extra}
+    assert without_divisions(both, division, 2) == \
+        {op: n for op, n in both.items() if op in F64_MOVES} | extra
+
+
+@pytest.mark.parametrize("name, key, epi",
+                         [(n, k, e) for n, k, e in LOSS_JOBS if k[1] == "float32"])
+def test_float32_kernels_compute_in_float32(compiled, name, key, epi):
     """Only the accumulators (rows: the loss sums, count: the kept elements) add in
-    float64, and only the scales multiply there: the per-thread products of the
-    Scale pairs, a row's gradient scale (times the weight, once per element of the
-    UNROLL), the rows' final scale."""
-    f64 = compiled[name]["f64"]
-    unroll = unroll_of(key)
-    assert set(f64) <= F64_MOVES | {"add", "mul"}, f64
+    float64, and only the epilogue computes there otherwise: the products of the
+    operand pairs ``a * fa``, ``b * fb`` (of the loss scale, the gradient scale and a
+    row's upstream gradient), a row's gradient scale (times the weight, once per
+    element of the UNROLL), the sums' final scale, and each of the epilogue's
+    operations (``epilogue.operation``): a ``division.divide`` per dividing one
+    (FMAs: no ``div`` instruction, no division subroutine), a ``max`` for
+    ``div_at_least_one``, a comparison (``setp``) for the zero divisor of
+    ``safe_div`` or for the sums' live rows."""
+    assert "div" not in compiled[name]["f64"], compiled[name]["f64"]
+    f64 = without_divisions(compiled[name]["f64"], compiled["division"]["f64"],
+                            division_sites(epi))
+    unroll = unroll_of(key, epi)
+    loss_op, grad_op, g_op, total, finish_op, _ = epi
+    ops = [op for op in (loss_op, grad_op, g_op, finish_op) if op is not None]
+    allowed = F64_MOVES | {"add", "mul"}
+    allowed |= {"max"} if "div_at_least_one" in ops else set()
     rows, count = key[6], key[10]
+    allowed |= {"setp"} if "safe_div" in ops or rows or count else set()
+    assert set(f64) <= allowed, f64
     if not (rows or count):
         assert "add" not in f64, f64
-    assert f64.get("mul", 0) <= 4 + unroll, f64
+    assert f64.get("setp", 0) <= 1 + ("safe_div" in ops), f64
+    # 2 per operand pair, 1 more for a "mul" op, the row scale, the final scale where the
+    # sums are written (a row's: twice, see division_sites), the weight per UNROLL element
+    final = 2 if rows and not total else 1
+    assert f64.get("mul", 0) <= 2 * 3 + ops.count("mul") + 1 + final + unroll, f64
 
 
-@pytest.mark.parametrize("name, key", LOSS_JOBS)
-def test_exp_is_computed_once_per_element(compiled, name, key):
+@pytest.mark.parametrize("name, key, epi", LOSS_JOBS)
+def test_exp_is_computed_once_per_element(compiled, name, key, epi):
     reads_x = key[6] or key[7] or key[8]
-    unroll = unroll_of(key)
+    unroll = unroll_of(key, epi)
     assert compiled[name]["exp_reductions"][ELEMENT[key[1]]] == (unroll if reads_x else 0)
 
 
@@ -444,8 +535,7 @@ def test_contiguous_logits_are_read_with_unrolled_global_loads(compiled, name):
     'A'-layout arrays, such as broadcast weights, are read through generic
     addresses: Numba's strided indexing loses the address space; the memory
     transactions are the same)."""
-    key = next(kernel[1] for n, kernel, _ in JOBS if n == name)
-    unroll = unroll_of(key)
+    unroll = next(unroll_of(kernel[1], kernel[2]) for n, kernel, _ in JOBS if n == name)
     dtype = next(args for n, _, args in JOBS if n == name)[0][0]
     loads = compiled[name]["global_loads"][ELEMENT[dtype]]
     assert loads >= unroll, f"{loads} global loads of {dtype}"

@@ -4,10 +4,12 @@ This module implements the backend interface, ``numba_xent._backend.Backend``.
 """
 
 import functools
+import sys
 
 import numba
 import numpy as np
 
+from .. import _core
 from . import kernels, threads
 
 
@@ -121,7 +123,7 @@ PARALLEL_MIN = 1 << 15
 
 
 def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
-           rows_out, elem_out, grad_out, counts):
+           rows_out, elem_out, grad_out, counts, finish):
     """Run the kernel for ``key`` over the ``(rows, n)`` view ``x`` (see _core.evaluate).
 
     Rows shorter than a block whose element-indexed arrays are contiguous run
@@ -129,8 +131,11 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     split depends on the thread count only, not on the build, so both builds
     give bit-identical results; the flat loop's tasks take whole rows, so its
     results do not depend on the split at all (a serial call runs one task).
+    A ``finish`` is done after the kernel, on the float64 row sums it leaves.
     """
     rows, n = x.shape
+    if finish is not None:
+        rows_out = np.empty(rows)
     serial = rows * n < PARALLEL_MIN
     block = kernels.block_size(key.dtype)
     # g with one value per row is read per row, as it is.
@@ -153,6 +158,8 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
         kernels.get(key, False, is_flat)(*args)
     else:
         threads.launch(lambda parallel: kernels.get(key, parallel, is_flat), *args)
+    if finish is not None:
+        _core.finish_sums(sys.modules[__name__], finish, rows_out, counts)
 
 
 @functools.lru_cache(maxsize=64, typed=True)
@@ -211,6 +218,11 @@ def binary(op, a, b):
         if op == "mul":
             return a * b
     raise ValueError(op)
+
+
+def quotient(op, a, b):
+    """``op(a, b)``, computed now (:func:`binary`)."""
+    return binary(op, a, b)
 
 
 def cast(a, dtype):

@@ -39,24 +39,47 @@ import contextlib
 import functools
 import math
 import numbers
-from typing import NamedTuple
+import threading
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import cuda
 
 from .._dispatch import is_device_array
+from .._plan import KEPT
 from . import arrays, epilogue, groups, kernels
 from .arrays import SIMULATOR, NumbaArray
 from .epilogue import NONZERO, SUM
 
-__all__ = ["Backend", "Scale", "bind", "geometry"]
+__all__ = ["Backend", "Quotient", "Scale", "bind", "geometry"]
+
+
+class Quotient(NamedTuple):
+    """``op(a, b)`` of :meth:`Backend.quotient`, deferred: the kernel that reads it
+    computes it (``a``, ``b``: numbers, device arrays or quotients, broadcast)."""
+
+    op: str
+    a: Any
+    b: Any
+
+    @property
+    def ndim(self):
+        return max(getattr(v, "ndim", 0) for v in (self.a, self.b))
+
+    def map(self, fn, shape):
+        """The quotient of ``fn(operand, shape)`` of the operands (numbers stay numbers)."""
+        return Quotient(self.op, *(v if _number(v) else fn(v, shape) for v in (self.a, self.b)))
 
 
 class Scale(NamedTuple):
-    """A kernel's scale factor ``array[0] * factor`` (``array``: 1 float64 on the device)."""
+    """A kernel's scale factor ``op(a[0] * fa, b[0] * fb)`` (None: ``a[0] * fa``), with
+    ``a``, ``b`` 1-element device arrays (see ``kernels.Epilogue``)."""
 
-    array: object
-    factor: float
+    op: str | None
+    a: object
+    fa: float
+    b: object
+    fb: float
 
 
 def bind(named):
@@ -115,6 +138,9 @@ def geometry(device):
 
 # Constant device arrays (placeholders, the ones that scale numbers), made once per GPU.
 _CONSTANTS = {}
+# The last-block counters (groups.last_to_arrive), one per GPU, stream and host thread:
+# kernels that share one run one after the other.
+_TICKETS = {}
 
 
 def _on_device(method):
@@ -128,6 +154,17 @@ def _on_device(method):
     return wrapper
 
 
+def _per_operand(method):
+    """``method(self, a, shape)`` for a device array ``a`` (a number is made one first),
+    and for a quotient the quotient of its operands through ``method``."""
+    @functools.wraps(method)
+    def wrapper(self, a, shape):
+        if isinstance(a, Quotient):
+            return a.map(functools.partial(wrapper, self), shape)
+        return method(self, self.asarray(a), shape)
+    return wrapper
+
+
 class Backend:
     """The CUDA backend for the arrays of one call; see the module docstring."""
 
@@ -138,6 +175,7 @@ class Backend:
         self._views = views  # id(obj) -> (obj, Numba view)
         self._activate = activate
         self._shuffle = not SIMULATOR
+        self._counted = {}  # (address, size) of a count pass's counts -> their 0-d total
 
     # -- arrays -----------------------------------------------------------------
 
@@ -186,6 +224,14 @@ class Backend:
     @property
     def _ones(self):
         return self._constant(np.float64(1.0), (1,))
+
+    @property
+    def _ticket(self):
+        key = (self.device, 0 if SIMULATOR else int(self.stream), threading.get_ident())
+        t = _TICKETS.get(key)
+        if t is None:
+            t = _TICKETS[key] = cuda.to_device(np.zeros(1, np.int32))  # once, synchronously
+        return t
 
     def _alloc(self, shape, dtype, zero=False):
         """A scratch array: a Numba view of memory allocated by ``self.kind``'s library."""
@@ -252,9 +298,10 @@ class Backend:
         return arrays.from_shadow(s, a)
 
     @_on_device
+    @_per_operand
     def reshape(self, a, shape):
-        """``a`` reshaped, copied (on the device) only where its strides don't allow a view."""
-        a = self.asarray(a)
+        """``a`` reshaped, copied (on the device) only where its strides don't allow a view
+        (a quotient stays one, of reshaped operands)."""
         v = self._reshape_view(a, shape)
         if v is None:
             copy = self._alloc(a.shape, a.dtype)
@@ -263,9 +310,10 @@ class Backend:
         return v
 
     @_on_device
+    @_per_operand
     def broadcast_to(self, a, shape):
-        """A read-only broadcast view (zero strides) of ``a``; numbers become device arrays."""
-        a = self.asarray(a)
+        """A read-only broadcast view (zero strides) of ``a``; numbers become device arrays
+        (a quotient stays one, of broadcast operands)."""
         if tuple(a.shape) == tuple(shape):
             return a
         return arrays.from_shadow(np.broadcast_to(arrays.shadow(a), shape), a)
@@ -275,11 +323,38 @@ class Backend:
         """A stand-in for an absent kernel argument: typed like one, never read."""
         return self._constant(np.zeros((), dtype), (1,) * ndim)
 
+    @_on_device
     def scale(self, value):
-        """A kernel's scale factor (a number or a 0-d device array) as a :class:`Scale`."""
-        if is_device_array(value):
-            return Scale(self.reshape(value, (1,)), 1.0)
-        return Scale(self._ones, float(value))
+        """A kernel's scale factor (a number, a 0-d device array or a quotient of them)
+        as a :class:`Scale`."""
+        if isinstance(value, Quotient):
+            return Scale(value.op, *self._operand(value.a, (1,)), *self._operand(value.b, (1,)))
+        return Scale(None, *self._operand(value, (1,)), self._ones, 1.0)
+
+    def _operand(self, v, shape):
+        """``(array of shape, factor)`` whose product is ``v`` (a number, a device array
+        broadcast to ``shape``, or a product of the two)."""
+        if _number(v):
+            return self.broadcast_to(self._constant(np.float64(1.0), (1,) * len(shape)),
+                                     shape), float(v)
+        if isinstance(v, Quotient):
+            if v.op == "mul" and _number(v.b) and not isinstance(v.a, Quotient):
+                return self._operand(v.a, shape)[0], float(v.b)
+            v = self._materialize(v)
+        v = self._view(v)
+        if v.size == 1 and tuple(v.shape) != tuple(shape):
+            v = self._reshape_view(v, (1,) * len(shape))
+        return self.broadcast_to(v, shape), 1.0
+
+    def _materialize(self, v):
+        """A quotient as the device array it stands for (a launch)."""
+        if not isinstance(v, Quotient):
+            return v
+        return self.binary(v.op, self._materialize(v.a), self._materialize(v.b))
+
+    def quotient(self, op, a, b):
+        """``op(a, b)``, deferred (a :class:`Quotient`): the kernel that reads it computes it."""
+        return Quotient(op, a, b)
 
     @_on_device
     def fill(self, a, value):
@@ -289,6 +364,9 @@ class Backend:
     @_on_device
     def copy_into(self, target, computed):
         target = self._view(target)
+        computed = self._materialize(computed)
+        if _number(computed):
+            computed = self.asarray(computed)
         self._copy(target, self.reshape(computed, target.shape))
 
     def _copy(self, dst, src):
@@ -324,45 +402,52 @@ class Backend:
 
     @_on_device
     def launch(self, key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
-               rows_out, elem_out, grad_out, counts):
-        """Run the kernel for ``key`` over the ``(rows, n)`` views (see _core.evaluate)."""
+               rows_out, elem_out, grad_out, counts, finish):
+        """Run the kernel for ``key`` over the ``(rows, n)`` views (see _core.evaluate):
+        one launch, its epilogue included (``kernels.Epilogue``)."""
         nrows, n = z.shape
-        layout = self._plan(nrows, n, kernels.unroll(key))
+        total = finish is not None and finish.total
+        p1, p2 = self.placeholder(1), self.placeholder(2)
+        g_op, (g, gfa), (gd, gfb) = None, (g, 1.0), (p2, 1.0)
+        if isinstance(g, Quotient):
+            g_op, (g, gfa), (gd, gfb) = g.op, *(self._operand(v, (nrows, 1)) for v in g[1:])
+        finish_op, by_kept, (fd, fdf) = None, False, (p1, 1.0)
+        if finish is not None:
+            rows_out, finish_op = finish.out, finish.op
+            by_kept = finish.divisor is KEPT
+            if finish_op is not None and not by_kept:
+                fd, fdf = self._operand(finish.divisor, (1,) if total else (nrows,))
+        epi = kernels.Epilogue(loss_scale.op, grad_scale.op, g_op, total, finish_op, by_kept)
+        layout = self._plan(nrows, n, kernels.unroll(key, epi))
         chunked = layout.nchunks > 1
-        partial = kept = self.placeholder(2)
-        if chunked and key.rows:
+        counted = kernels.sums_kept(key, epi)
+        partial = kept_partial = totals = p2
+        if chunked and key.rows and not total:
             partial = self._alloc((nrows, layout.nchunks), np.float64)
         if chunked and key.count:
-            kept = self._alloc((nrows, layout.nchunks), np.float64)
-        kernels.get(key, self._shuffle)[layout.grid, layout.threads, self.stream](
-            x, z, w, pw, g, z.dtype.type(0) if ignore_value is None else ignore_value,
-            float(smoothing), loss_scale.array,
-            loss_scale.factor, grad_scale.array, grad_scale.factor, rows_out, elem_out,
-            grad_out, counts, partial, kept, *layout.args)
-        if chunked and key.rows:
-            self._row_sums(SUM, partial, rows_out, loss_scale)
-        if chunked and key.count:
-            self._row_sums(SUM, kept, counts, Scale(self._ones, 1.0))
-
-    def _row_sums(self, op, a, out, scale):
-        """``out[r] = scale * sum_j f(a[r, j])`` for a ``(rows, n)`` view, ``n >= 1``."""
-        nrows, n = a.shape
-        layout = self._plan(nrows, n)
-        chunked = layout.nchunks > 1
-        partial = self._alloc((nrows, layout.nchunks), np.float64) if chunked else \
-            self.placeholder(2)
-        epilogue.row_sums(op, self._shuffle)[layout.grid, layout.threads, self.stream](
-            a, scale.array, scale.factor, out, partial, *layout.args)
-        if chunked:
-            self._row_sums(SUM, partial, out, scale)
+            kept_partial = self._alloc((nrows, layout.nchunks), np.float64)
+        if total or counted or (chunked and (key.rows or key.count)):
+            totals = self._alloc((layout.blocks * layout.nchunks, 2), np.float64)
+        kept_total = self._alloc((1,), np.float64) if counted else p1
+        kernels.get(key, epi, self._shuffle)[layout.grid, layout.threads, self.stream](
+            x, z, w, pw, g, gfa, gd, gfb,
+            z.dtype.type(0) if ignore_value is None else ignore_value, float(smoothing),
+            *loss_scale[1:], *grad_scale[1:], fd, fdf, rows_out, elem_out, grad_out, counts,
+            kept_total, partial, kept_partial, totals, self._ticket, *layout.args)
+        if counted:
+            self._counted[arrays.address(counts), counts.size] = self._reshape_view(kept_total, ())
 
     # The epilogues of the front ends: small arithmetic on 0-d or per-row arrays,
     # done where the arrays live (0-d results: no synchronisation).
 
     @_on_device
     def total(self, a):
-        """The sum of all elements, as a 0-d float64 device array."""
-        return self._reduce_all(SUM, self.asarray(a))
+        """The sum of all elements, as a 0-d float64 device array (for the counts of a
+        count pass, the total it left: no launch)."""
+        a = self.asarray(a)
+        counted = self._counted.get((arrays.address(a), a.size)) if a.dtype == np.int64 \
+            else None
+        return self._reduce_all(SUM, a) if counted is None else counted
 
     @_on_device
     def count_nonzero(self, a):
@@ -378,13 +463,10 @@ class Backend:
         a2 = self._rows(a)
         if a2 is None:
             a2 = self._rows(self.reshape(a, (a.size,)))
-        one = Scale(self._ones, 1.0)
-        if a2.shape[0] == 1:
-            self._row_sums(op, a2, out1, one)
-        else:
-            sums = self._alloc((a2.shape[0],), np.float64)
-            self._row_sums(op, a2, sums, one)
-            self._row_sums(SUM, self._reshape_view(sums, (1, a2.shape[0])), out1, one)
+        layout = self._plan(*a2.shape)
+        totals = self._alloc((layout.blocks * layout.nchunks, 2), np.float64)
+        epilogue.reduce_all(op, self._shuffle)[layout.grid, layout.threads, self.stream](
+            a2, out1, totals, self._ticket, *layout.args)
         return out
 
     @_on_device
@@ -395,7 +477,7 @@ class Backend:
         ``div_at_least_one``: a / max(b, 1); ``mul``: a * b.
         """
         kernel = epilogue.binary(op)
-        operands = [self._operand(v) for v in (a, b)]
+        operands = [self._binary_operand(v) for v in (a, b)]
         shape = np.broadcast_shapes(*(o[2] for o in operands))
         out = self._alloc(shape, np.float64)
         size = math.prod(shape)
@@ -405,7 +487,7 @@ class Backend:
             kernel[blocks, threads, self.stream](a1, fa, b1, fb, self._reshape_view(out, (size,)))
         return out
 
-    def _operand(self, v):
+    def _binary_operand(self, v):
         if is_device_array(v):
             v = self._view(v)
             return v, 1.0, tuple(v.shape)
@@ -425,3 +507,7 @@ class Backend:
         out = self._alloc(tuple(a.shape), dtype)
         self._copy(out, a)
         return out
+
+
+def _number(v):
+    return isinstance(v, (numbers.Number, np.generic))

@@ -6,14 +6,12 @@ Row sums use the layout and the fixed-order group sum of
 :mod:`numba_xent.cuda.groups`, like the loss kernels.
 """
 
-import math
-
 import numpy as np
 from numba import cuda, float64, njit
 
 from . import groups
-from .groups import row_of
-from .kernels import jit
+from .division import divide
+from .groups import jit, row_of
 
 _KERNELS = {}
 
@@ -29,34 +27,36 @@ def _cached(key, build):
     return kernel
 
 
-def row_sums(op, shuffle):
-    """``out[r] = scale[0] * factor * sum_j f(a[r, j])``, f = float64 (SUM) or != 0 (NONZERO).
+def reduce_all(op, shuffle):
+    """``out[0] = sum_{r, j} f(a[r, j])`` in one launch, f = float64 (SUM) or != 0 (NONZERO).
 
-    Rows cut into several chunks write the chunks' sums to ``partial[r, c]``
-    (unscaled).  ``shuffle`` as in :func:`numba_xent.cuda.kernels.get`.
+    Each block leaves its total in ``totals[block, 0]``; the grid's last block adds
+    them up.  ``shuffle`` as in :func:`numba_xent.cuda.kernels.get`.
     """
-    return _cached(("row_sums", op, shuffle), build_row_sums)
+    return _cached(("reduce_all", op, shuffle), build_reduce_all)
 
 
-def build_row_sums(op, shuffle):
+def build_reduce_all(op, shuffle):
     nonzero = op == NONZERO
     group_sum = groups.sum_shuffle if shuffle else groups.sum_shared
+    block_total, column_total, _ = groups.finishing(shuffle)
+    last_to_arrive = groups.last_to_arrive
     scratch = groups.scratch_size(shuffle)
 
-    def kernel(a, scale, factor, out, partial, group, shift, chunk):
+    def kernel(a, out, totals, ticket, group, shift, chunk, fgroup, fshift):
         nrows, n = a.shape
         c = cuda.blockIdx.y
         stop = min(n, c * chunk + chunk)
         tid = cuda.threadIdx.x
         per_block = cuda.blockDim.x >> shift
         sh = cuda.shared.array(scratch, float64)
+        block_acc = 0.0
         first = cuda.blockIdx.x * per_block
         while first < nrows:  # the same trip count for the whole block
             r, lane = row_of(first, tid, group, shift)
             first += cuda.gridDim.x * per_block
-            live = r < nrows
             acc = 0.0
-            if live:
+            if r < nrows:
                 j = c * chunk + lane
                 while j < stop:
                     if nonzero:
@@ -65,56 +65,59 @@ def build_row_sums(op, shuffle):
                         acc += np.float64(a[r, j])
                     j += group
             acc = group_sum(acc, sh, lane, group)
-            if live and lane == 0:
-                if cuda.gridDim.y == 1:
-                    out[r] = scale[0] * factor * acc
-                else:
-                    partial[r, c] = acc
+            if lane == 0:
+                block_acc += acc
+        block_acc = block_total(block_acc, sh)
+        if tid == 0:
+            totals[cuda.blockIdx.y * cuda.gridDim.x + cuda.blockIdx.x, 0] = block_acc
+        if last_to_arrive(ticket, sh):
+            acc = column_total(totals, 0, sh)
+            if tid == 0:
+                out[0] = acc
 
     return kernel
 
 
-def binary(op):
-    """``out[i] = op(a[i] * a_factor, b[i] * b_factor)`` in float64 (size-1 a or b broadcast).
+def operation(op):
+    """The float64 ``op(a, b)`` of a kernel's epilogue (None: ``a``), as a device function.
 
-    ``div``: IEEE division; ``safe_div``: 0 where the divisor is 0;
+    ``div``: division (``division.divide``: IEEE's quotient, without ptxas's
+    division subroutine); ``safe_div``: 0 where the divisor is 0;
     ``div_at_least_one``: divided by max(b, 1); ``mul``: the product.
     """
-    if op not in BINARY_OPS:
+    if op is not None and op not in BINARY_OPS:
         raise ValueError(f"unknown operation {op!r}")
+    return _OPERATIONS[op]
+
+
+def binary(op):
+    """``out[i] = op(a[i] * a_factor, b[i] * b_factor)`` in float64 (size-1 a or b
+    broadcast), ``op`` as in :func:`operation`."""
+    operation(op)
     return _cached(("binary", op), build_binary)
 
 
 def build_binary(op):
-    div, safe_div, at_least_one = op == "div", op == "safe_div", op == "div_at_least_one"
+    apply = operation(op)
 
     def kernel(a, a_factor, b, b_factor, out):
         n = out.shape[0]
         a_step = 1 if a.shape[0] == n else 0
         b_step = 1 if b.shape[0] == n else 0
         for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            av = np.float64(a[i * a_step]) * a_factor
-            bv = np.float64(b[i * b_step]) * b_factor
-            if div:
-                out[i] = _divide(av, bv)
-            elif safe_div:
-                out[i] = 0.0 if bv == 0 else av / bv
-            elif at_least_one:
-                out[i] = av / max(bv, 1.0)
-            else:
-                out[i] = av * bv
+            out[i] = apply(np.float64(a[i * a_step]) * a_factor,
+                           np.float64(b[i * b_step]) * b_factor)
 
     return kernel
 
 
-@njit(inline="always")
-def _divide(a, b):
-    """``a / b``, IEEE also for ``b == 0`` (where the simulator's NumPy would warn)."""
-    if b == 0:
-        if a != a or a == 0:
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
-    return a / b
+_OPERATIONS = {
+    None: njit(inline="always")(lambda a, b: a),
+    "div": divide,
+    "safe_div": njit(inline="always")(lambda a, b: 0.0 if b == 0 else divide(a, b)),
+    "div_at_least_one": njit(inline="always")(lambda a, b: divide(a, max(b, 1.0))),
+    "mul": njit(inline="always")(lambda a, b: a * b),
+}
 
 
 def copy():

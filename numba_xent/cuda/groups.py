@@ -19,10 +19,13 @@ pairs ``(l, l + s)`` for ``s = 16, 8, ... 1`` within each warp, then the
 warps' totals likewise.  :func:`sum_shuffle` does it with warp shuffles and
 :func:`sum_shared` in shared memory (the simulator has no shuffles); both add
 the same pairs in the same order, so a result depends on the shape only.
-Rows cut into several chunks leave one partial sum per item, added up in
-chunk order by a second, small launch.
+Rows cut into several chunks leave one partial sum per item; the grid's last
+block to finish adds them up (:func:`last_to_arrive`), with the same group
+sums over the chunks, so every reduction is one launch.  Sums over the whole
+array are formed the same way from one partial sum per block.
 """
 
+import functools
 from typing import NamedTuple
 
 from numba import cuda, float64, njit
@@ -35,6 +38,15 @@ from .arrays import SIMULATOR
 # architecture.  The simulator runs kernels as Python, where only its own
 # device functions know ``cuda.*``.
 device_function = cuda.jit(device=True) if SIMULATOR else njit(inline="always")
+
+
+def jit(fn):
+    """``cuda.jit`` with on-disk caching where a cache folder is writable."""
+    try:
+        return cuda.jit(cache=True)(fn)
+    except RuntimeError:  # a read-only install without NUMBA_CACHE_DIR
+        return cuda.jit(fn)
+
 
 WARP = 32
 FULL_MASK = 0xFFFFFFFF
@@ -61,9 +73,15 @@ class Layout(NamedTuple):
         return self.blocks, self.nchunks
 
     @property
+    def finish_group(self):
+        """Threads of the last block that add up one row's chunk partials."""
+        return min(self.threads, _pow2_at_least(self.nchunks))
+
+    @property
     def args(self):
-        """What the kernels take: ``group, shift, chunk``."""
-        return self.group, self.shift, self.chunk
+        """What the kernels take: ``group, shift, chunk, finish_group, finish_shift``."""
+        f = self.finish_group
+        return self.group, self.shift, self.chunk, f, f.bit_length() - 1
 
 
 def plan(rows, n, threads, resident, min_threads=WARP, unroll=UNROLL):
@@ -167,3 +185,62 @@ def sum_shared(v, sh, lane, group):
     v = sh[tid]
     cuda.syncthreads()
     return v
+
+
+@device_function
+def last_to_arrive(ticket, sh):
+    """Whether this block is the grid's last to finish (the same answer in all its threads).
+
+    Every thread's global writes are made visible to the whole GPU first
+    (threadfence), then thread 0 takes a ticket from ``ticket[0]``, a counter that
+    is 0 between launches: the block that takes the last ticket resets it.
+    """
+    cuda.threadfence()
+    cuda.syncthreads()
+    if cuda.threadIdx.x == 0:
+        last = cuda.atomic.add(ticket, 0, 1) == cuda.gridDim.x * cuda.gridDim.y - 1
+        if last:
+            ticket[0] = 0
+        sh[0] = 1.0 if last else 0.0
+    cuda.syncthreads()
+    last = sh[0] != 0.0
+    cuda.syncthreads()
+    return last
+
+
+@functools.cache
+def finishing(shuffle):
+    """``(block_total, column_total, chunks_total)``: the sums of a grid's last block.
+
+    ``block_total(v, sh)``: the sum of ``v`` over the block (valid in thread 0);
+    ``column_total(a, col, sh)``: ``sum_k a[k, col]`` over a's rows (thread 0);
+    ``chunks_total(partial, r, lane, fgroup, sh)``: ``sum_c partial[r, c]`` over a
+    group of ``fgroup`` threads (its lane 0; ``r`` past the rows reads nothing).
+    All add in an order fixed by the shapes, and all threads of the block call them.
+    """
+    group_sum = sum_shuffle if shuffle else sum_shared
+
+    @device_function
+    def block_total(v, sh):
+        return group_sum(v, sh, cuda.threadIdx.x, cuda.blockDim.x)
+
+    @device_function
+    def column_total(a, col, sh):
+        v = 0.0
+        k = cuda.threadIdx.x
+        while k < a.shape[0]:
+            v += a[k, col]
+            k += cuda.blockDim.x
+        return block_total(v, sh)
+
+    @device_function
+    def chunks_total(partial, r, lane, fgroup, sh):
+        v = 0.0
+        if r < partial.shape[0]:
+            c = lane
+            while c < partial.shape[1]:
+                v += partial[r, c]
+                c += fgroup
+        return group_sum(v, sh, lane, fgroup)
+
+    return block_total, column_total, chunks_total

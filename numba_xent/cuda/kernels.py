@@ -16,11 +16,20 @@ conversions into them, and the per-row scales), row sums in float64.  The
 fused kernel evaluates exactly the expressions of the separate ones, and a
 row's sum is added in an order fixed by its shape.
 
-Scale factors arrive as a 1-element float64 device array times a number
-(``numba_xent.cuda.Scale``): a number needs no device copy, a 0-d result of a
-device reduction needs no trip to the host.
+The epilogue is part of the kernel (:class:`Epilogue`, compile-time): the
+loss scale, the gradient scale and the upstream gradient are each
+``op(a * fa, b * fb)`` of two operands, each an array (1 element, or one per
+row) times a number, so that a host number needs no device copy and a device
+divisor (a count, a weight sum) no extra launch; row sums become
+``loss_scale * sum`` and are stored in the output's dtype; the sum over all
+rows becomes ``op(loss_scale * sum, D)``, and so does each row's sum where
+there is a divisor per row.  Partial sums (rows cut into chunks, one total per
+block) are added up by the grid's last block (``groups.last_to_arrive``): a call
+is one launch.
 """
 
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import cuda, float64, njit, types
@@ -29,7 +38,8 @@ from .._formulas import element_function
 from ..cpu.vecmath import for_dtype
 from . import groups
 from .arrays import SIMULATOR
-from .groups import UNROLL, element_of, row_of
+from .epilogue import operation
+from .groups import UNROLL, element_of, jit, row_of
 
 if SIMULATOR:  # the element body runs as CPU code there, where libdevice is not
     approx_divide = njit(inline="always")(lambda a, b: a / b)
@@ -41,23 +51,41 @@ else:
 _KERNELS = {}
 
 
-def get(key, shuffle):
-    """The kernel for ``key`` (a ``numba_xent._core.Kernel``), built on first use.
+class Epilogue(NamedTuple):
+    """The compile-time form of a kernel's scales and finish (see the module docstring).
 
-    ``shuffle``: reduce with warp shuffles (a GPU) or in shared memory (the simulator).
+    Each ``*_op`` is one of ``epilogue.BINARY_OPS``, or None: the first operand alone.
     """
-    kernel = _KERNELS.get((key, shuffle))
+
+    loss_op: str | None = None  # loss_scale = op(la, lb)
+    grad_op: str | None = None  # grad_scale = op(ga, gb)
+    g_op: str | None = None  # the upstream gradient of row r: op(g[r], gd[r])
+    total: bool = False  # rows_out[0] = the finish of the sum over all rows
+    # The sums' finish: rows_out[r] = op(loss_scale * sum_r, D_r), or rows_out[0] of the total
+    finish_op: str | None = None
+    by_kept: bool = False  # D = this pass's count of kept elements (else fd[r] * fdf)
+
+
+PLAIN = Epilogue()
+
+
+def sums_kept(key, epi):
+    """Whether the kernel for ``key`` and ``epi`` sums the kept elements over the
+    blocks (the count pass's result, or a total's divisor): the launch allocates the
+    block totals and ``kept_total`` for it."""
+    read_x = key.rows or key.elem or key.grad
+    return key.count and ((epi.total and key.rows) or not read_x)
+
+
+def get(key, epilogue, shuffle):
+    """The kernel for ``key`` (a ``numba_xent._core.Kernel``) and ``epilogue``, built on
+    first use.  ``shuffle``: reduce with warp shuffles (a GPU) or in shared memory (the
+    simulator).
+    """
+    kernel = _KERNELS.get((key, epilogue, shuffle))
     if kernel is None:
-        kernel = _KERNELS[key, shuffle] = jit(build(key, shuffle))
+        kernel = _KERNELS[key, epilogue, shuffle] = jit(build(key, epilogue, shuffle))
     return kernel
-
-
-def jit(fn):
-    """``cuda.jit`` with on-disk caching where a cache folder is writable."""
-    try:
-        return cuda.jit(cache=True)(fn)
-    except RuntimeError:  # a read-only install without NUMBA_CACHE_DIR
-        return cuda.jit(fn)
 
 
 @njit(inline="always")
@@ -80,22 +108,31 @@ def logistic64(u, one):
     return u / (one + u)
 
 
-def unroll(key):
-    """Elements a thread of ``key``'s kernel loads before using any (its UNROLL).
+def unroll(key, epi=PLAIN):
+    """Elements a thread of the kernel for ``key`` and ``epi`` loads before using any
+    (its UNROLL).
 
     UNROLL of each input in flight keep the memory busy; a kernel that streams
     more than six arrays per element (the fused elementwise one with weights and
     pos_weight) has enough bytes in flight with half as many, and its registers
     then stay within 64 (for float32), so that 256-thread blocks run at 50%
-    occupancy or more.
+    occupancy or more.  A float64 division in the epilogue (the upstream
+    gradient's, the total's: an IEEE division is a subroutine of ptxas) costs
+    about as many registers as a stream: the fused kernel with weights,
+    pos_weight and both divisions takes 70 at UNROLL 4, 56 at 2.  Counting the
+    kept elements of the rows it sums (a second float64 accumulator, the mask,
+    the chunks' kept partials) costs about three: the kernel with weights,
+    pos_weight and smoothing takes 69 at UNROLL 4.
     """
     streams = (2 + key.weighted + key.pos_weight + (key.grad and key.g_elem)
                + key.elem + key.grad)
-    return UNROLL if streams <= 6 else UNROLL // 2
+    divisions = (epi.g_op is not None) + (epi.finish_op is not None)
+    counted_rows = key.count and key.rows
+    return UNROLL if streams + divisions + 3 * counted_rows <= 6 else UNROLL // 2
 
 
-def build(key, shuffle):
-    """The Python function of the kernel for ``key`` (``cuda.jit`` compiles it)."""
+def build(key, epi, shuffle):
+    """The Python function of the kernel for ``key`` and ``epi`` (``cuda.jit`` compiles it)."""
     (variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem,
      count) = key
     exp, log1p = for_dtype(dtype)
@@ -104,19 +141,37 @@ def build(key, shuffle):
     f64 = np.float64
     read_x = rows or elem or grad
     group_sum = groups.sum_shuffle if shuffle else groups.sum_shared
-    scratch = groups.scratch_size(shuffle) if rows or count else 1
-    U = unroll(key)
+    block_total, column_total, chunks_total = groups.finishing(shuffle)
+    last_to_arrive = groups.last_to_arrive
+    sums = rows or count  # the kernel reduces rows
+    scratch = groups.scratch_size(shuffle) if sums else 1
+    U = unroll(key, epi)
     boolean = types.boolean
+    total = epi.total and rows
+    per_row = rows and not epi.total
+    sum_kept = sums_kept(key, epi)
+    loss_op, grad_op, g_op = (operation(o) for o in (epi.loss_op, epi.grad_op, epi.g_op))
+    finish_op = operation(epi.finish_op)
+    g_divided, divided, by_kept = epi.g_op is not None, epi.finish_op is not None, epi.by_kept
 
-    def kernel(x, z, w, pw, g, ignore_value, smoothing, loss_scale, loss_factor, grad_scale,
-               grad_factor, rows_out, elem_out, grad_out, counts, partial, kept_partial,
-               group, shift, chunk):
+    @groups.device_function
+    def finished(value, kept, fd, fdf, i):
+        """What the sum ``value`` of row ``i`` (of all rows: ``i = 0``), whose kept
+        elements are ``kept``, is stored as."""
+        if not divided:
+            return value
+        return finish_op(value, kept if by_kept else f64(fd[i]) * fdf)
+
+    def kernel(x, z, w, pw, g, gfa, gd, gfb, ignore_value, smoothing, la, lfa, lb, lfb,
+               ga, gsfa, gb, gsfb, fd, fdf, rows_out, elem_out, grad_out, counts, kept_total,
+               partial, kept_partial, totals, ticket, group, shift, chunk, fgroup, fshift):
         nrows, n = z.shape
         c = cuda.blockIdx.y  # the chunk of every row this block reads
         start = c * chunk
         stop = min(n, start + chunk)
         tid = cuda.threadIdx.x
         per_block = cuda.blockDim.x >> shift
+        chunked = cuda.gridDim.y > 1
         sh = cuda.shared.array(scratch, float64)
         xs = cuda.local.array(U, ty)
         zs = cuda.local.array(U, ty)
@@ -124,13 +179,15 @@ def build(key, shuffle):
         ws = cuda.local.array(U, ty)
         ps = cuda.local.array(U, ty)
         gs = cuda.local.array(U, ty)
-        loss_scale = loss_scale[0] * loss_factor
-        grad_scale = grad_scale[0] * grad_factor
+        loss_scale = loss_op(la[0] * lfa, lb[0] * lfb)
+        grad_scale = grad_op(ga[0] * gsfa, gb[0] * gsfb)
         ls = ty(loss_scale)
         g_scale = ty(grad_scale)
         one = ty(1.0)
         s = ty(smoothing)
         s_keep = one - s
+        block_acc = 0.0
+        block_kept = 0.0
         first = cuda.blockIdx.x * per_block
         while first < nrows:  # the same trip count for the whole block
             r, lane = row_of(first, tid, group, shift)
@@ -139,7 +196,12 @@ def build(key, shuffle):
             acc = 0.0
             kept = 0.0
             if live:
-                g_row = grad_scale * f64(g[r, 0]) if grad and not g_elem else 0.0
+                g_row = 0.0
+                if grad and not g_elem:
+                    g_row = f64(g[r, 0]) * gfa
+                    if g_divided:
+                        g_row = g_op(g_row, f64(gd[r, 0]) * gfb)
+                    g_row *= grad_scale
                 step = 0
                 while element_of(start, lane, step, 0, group, U) < stop:
                     for u in range(U):  # loads first: UNROLL of each input in flight
@@ -176,16 +238,51 @@ def build(key, shuffle):
                 acc = group_sum(acc, sh, lane, group)
             if count:
                 kept = group_sum(kept, sh, lane, group)
-            if (rows or count) and live and lane == 0:
-                if cuda.gridDim.y == 1:
-                    if rows:
-                        rows_out[r] = loss_scale * acc
-                    if count:
-                        counts[r] = np.int64(kept)
-                else:  # a chunk of a row: its partial sums, added up by a second launch
-                    if rows:
+            if sums and live and lane == 0:
+                if total:
+                    block_acc += acc
+                if sum_kept:
+                    block_kept += kept
+                if chunked:  # a chunk of a row: added up by the last block
+                    if per_row:
                         partial[r, c] = acc
                     if count:
                         kept_partial[r, c] = kept
+                else:
+                    if per_row:
+                        rows_out[r] = finished(loss_scale * acc, kept, fd, fdf, r)
+                    if count:
+                        counts[r] = np.int64(kept)
+        if sums and (total or sum_kept or chunked):
+            # The block's totals (of the whole array: the loss's when it is summed, the
+            # kept count's when counted), then the last block adds up what the others left.
+            if total:
+                block_acc = block_total(block_acc, sh)
+            if sum_kept:
+                block_kept = block_total(block_kept, sh)
+            if tid == 0:
+                b = cuda.blockIdx.y * cuda.gridDim.x + cuda.blockIdx.x
+                totals[b, 0] = block_acc
+                totals[b, 1] = block_kept
+            if last_to_arrive(ticket, sh):
+                if chunked and (per_row or count):
+                    r0 = 0
+                    while r0 < nrows:  # the same trip count for the whole block
+                        r, lane = row_of(r0, tid, fgroup, fshift)
+                        r0 += cuda.blockDim.x >> fshift
+                        acc = chunks_total(partial, r, lane, fgroup, sh) if per_row else 0.0
+                        kept = chunks_total(kept_partial, r, lane, fgroup, sh) if count else 0.0
+                        if r < nrows and lane == 0:
+                            if per_row:
+                                rows_out[r] = finished(loss_scale * acc, kept, fd, fdf, r)
+                            if count:
+                                counts[r] = np.int64(kept)
+                acc = column_total(totals, 0, sh) if total else 0.0
+                kept = column_total(totals, 1, sh) if sum_kept else 0.0
+                if tid == 0:
+                    if total:
+                        rows_out[0] = finished(loss_scale * acc, kept, fd, fdf, 0)
+                    if sum_kept:
+                        kept_total[0] = kept
 
     return kernel

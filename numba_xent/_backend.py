@@ -12,6 +12,12 @@ from typing import Any, Protocol, runtime_checkable
 
 @runtime_checkable
 class Backend(Protocol):
+    replays: bool
+    """Whether the runner may replay this backend's kernel calls
+    (``numba_xent._replay``); such a backend also has ``kernel_call`` (``launch``'s
+    call as a value, a NamedTuple with ``kernel, args, finish, tasks``), ``kernel_tasks``
+    and ``ROW_SUMS``."""
+
     # -- arrays -----------------------------------------------------------------
 
     def asarray(self, a) -> Any:

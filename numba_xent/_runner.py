@@ -11,7 +11,7 @@ of host numbers are computed on the host; the others by the backend's
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _replay
 from ._core import Finish, evaluate, quotient
 from ._plan import CONSTANT, COUNTED, ELEM, KEPT, KEPT_ROWS, ROWS, TOTAL, WEIGHT_SUM
 
@@ -19,7 +19,18 @@ _ROLES = ("x", "z", "weights", "pos_weight", "g")
 
 
 def run(be, p):
-    """The results ``p`` asks for: the loss, the gradient, or ``(loss, gradient)``."""
+    """The results ``p`` asks for: the loss, the gradient, or ``(loss, gradient)``.
+
+    Where the backend's kernel calls can be replayed, a plan like an earlier one
+    (the same options, dtypes, shapes and strides) replays that one's kernel call
+    (``numba_xent._replay``): the same results, without the planning.
+    """
+    if be.replays:
+        return _replay.run(be, p, _run)
+    return _run(be, p)
+
+
+def _run(be, p):
     x = p.x
     want_loss, want_grad = p.loss is not None, p.g is not None
     out, grad = (None, None) if p.out is None and p.grad is None else _buffers(be, p)

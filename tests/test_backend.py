@@ -39,6 +39,11 @@ def test_both_backends_implement_every_operation_with_its_parameters(side):
     assert isinstance(be, _backend.Backend)
     for name in OPERATIONS:
         assert parameters(getattr(be, name)) == parameters(getattr(_backend.Backend, name)), name
+    assert type(be.replays) is bool
+    if be.replays:  # what numba_xent._replay uses besides the operations
+        assert callable(be.kernel_call) and be.kernel_tasks() >= 1
+        assert parameters(be.kernel_call) == parameters(be.launch)
+        assert isinstance(be.ROW_SUMS, int)
 
 
 def test_arrays_are_made_filled_copied_and_cast(side):

@@ -5,12 +5,19 @@ This module implements the backend interface, ``numba_xent._backend.Backend``.
 
 import functools
 import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
 from .. import _core
 from . import kernels, threads
+
+
+# The runner may replay this backend's kernel calls (numba_xent._replay): they are
+# values (kernel_call), made again on other arrays.
+replays = True
 
 
 def asarray(a):
@@ -113,7 +120,9 @@ def fill(a, value):
 
 
 def copy_into(target, computed):
-    target[...] = np.reshape(computed, target.shape)
+    if type(computed) is not float and computed.shape != target.shape:
+        computed = np.reshape(computed, target.shape)
+    target[...] = computed  # a float: rounded once to target's dtype, as its 0-d array is
 
 
 # Below this many elements a call runs the serial build of its kernel: starting
@@ -124,7 +133,41 @@ PARALLEL_MIN = 1 << 15
 
 def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
            rows_out, elem_out, grad_out, counts, finish):
-    """Run the kernel for ``key`` over the ``(rows, n)`` view ``x`` (see _core.evaluate).
+    """Run the kernel for ``key`` over the ``(rows, n)`` view ``x`` (see _core.evaluate):
+    the :class:`KernelCall` of :func:`kernel_call`."""
+    kernel_call(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+                rows_out, elem_out, grad_out, counts, finish)()
+
+
+class KernelCall(NamedTuple):
+    """One call of a compiled kernel, decided (``numba_xent._replay`` makes it again).
+
+    ``args`` are the kernel's; ``finish`` (or None) is done after the kernel on the
+    float64 row sums it leaves in ``args[ROW_SUMS]``; ``tasks`` is the number of tasks
+    the split was made for where it depends on the thread count (else None).
+    """
+
+    kernel: Callable
+    args: tuple
+    finish: Any
+    tasks: int | None
+
+    def __call__(self):
+        self.run(self.args, self.finish)
+
+    def run(self, args, finish):
+        """The call on ``args``, finished with ``finish`` (a replay's own arrays)."""
+        self.kernel(*args)
+        if finish is not None:
+            _core.finish_sums(_SELF, finish, args[ROW_SUMS], args[COUNTS])
+
+
+ROW_SUMS, COUNTS = 9, 12  # where the kernels take rows_out and counts
+
+
+def kernel_call(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+                rows_out, elem_out, grad_out, counts, finish):
+    """The :class:`KernelCall` that runs the kernel for ``key`` (see :func:`launch`).
 
     Rows shorter than a block whose element-indexed arrays are contiguous run
     the flat loop (see kernels.py), the others the row loop.  The row loop's
@@ -141,12 +184,15 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     # g with one value per row is read per row, as it is.
     flat = _flat_views(x, z, w, g if key.g_elem else None, elem_out, grad_out) if n < block \
         else None
+    tasks = None
     if flat is not None:
         x, z, w, g_flat, elem_out, grad_out = flat
         g = g if g_flat is None else g_flat
-        split = (1 if serial else min(_tasks(), rows), n)
+        if not serial:
+            tasks = kernel_tasks()
+        split = (1 if serial else min(tasks, rows), n)
     else:
-        tasks = _tasks()
+        tasks = kernel_tasks()
         pieces = -(-tasks // rows)  # few long rows: cut each into pieces
         chunk = max(block, -(-n // pieces))
         pieces = -(-n // chunk)
@@ -154,12 +200,14 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
     args = (x, z, w, pw, g, _ignored(ignore_value), smoothing, loss_scale, grad_scale,
             rows_out, elem_out, grad_out, counts, *split)
     is_flat = flat is not None
-    if serial:
-        kernels.get(key, False, is_flat)(*args)
-    else:
-        threads.launch(lambda parallel: kernels.get(key, parallel, is_flat), *args)
-    if finish is not None:
-        _core.finish_sums(sys.modules[__name__], finish, rows_out, counts)
+    kernel = kernels.get(key, False, is_flat) if serial else _parallel(key, is_flat)
+    return KernelCall(kernel, args, finish, tasks)
+
+
+@functools.lru_cache(maxsize=256)
+def _parallel(key, flat):
+    """The parallel kernel for ``key``, launched the safe way (threads.py)."""
+    return functools.partial(threads.launch, lambda parallel: kernels.get(key, parallel, flat))
 
 
 @functools.lru_cache(maxsize=64, typed=True)
@@ -170,8 +218,9 @@ def _ignored(value):
     return _PLACEHOLDERS[1, np.float64] if value is None else np.full(1, value)
 
 
-def _tasks():
-    return 8 * numba.get_num_threads()  # a few per thread, for balance
+def kernel_tasks():
+    """The tasks a parallel kernel's rows are split into: a few per thread, for balance."""
+    return 8 * numba.get_num_threads()
 
 
 def _flat_views(*arrays):
@@ -193,7 +242,7 @@ def _flat_views(*arrays):
 
 def total(a):
     """The sum of all elements, as a 0-d float64 array."""
-    return np.asarray(a.sum(dtype=np.float64))
+    return np.asarray(np.add.reduce(a, None, np.float64))  # a.sum's, with less Python
 
 
 def count_nonzero(a):
@@ -227,3 +276,6 @@ def quotient(op, a, b):
 
 def cast(a, dtype):
     return np.asarray(a, dtype)
+
+
+_SELF = sys.modules[__name__]  # this backend, for _core.finish_sums

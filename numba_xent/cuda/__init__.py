@@ -168,6 +168,8 @@ def _per_operand(method):
 class Backend:
     """The CUDA backend for the arrays of one call; see the module docstring."""
 
+    replays = False  # a call's views, stream and scratch are its own (numba_xent._replay)
+
     def __init__(self, device, stream, kind, views, activate=None):
         self.device = device
         self.stream = stream

@@ -15,8 +15,9 @@ class Backend(Protocol):
     replays: bool
     """Whether the runner may replay this backend's kernel calls
     (``numba_xent._replay``); such a backend also has ``kernel_call`` (``launch``'s
-    call as a value, a NamedTuple with ``kernel, args, finish, tasks``), ``kernel_tasks``
-    and ``ROW_SUMS``."""
+    call as a value: a NamedTuple ``kernel, args, finish, tasks`` with a method
+    ``run(args, finish)``, whose ``args`` begin with the views of x, z, w, pw and g),
+    ``kernel_tasks`` and ``ROW_SUMS``."""
 
     # -- arrays -----------------------------------------------------------------
 

@@ -2,53 +2,72 @@
 
 A plan that writes no caller's buffer and whose divisors are all numbers (no
 count pass, no sum of weights before the kernel) makes, for every call whose
-arrays have the same dtypes, shapes and strides (and whose options and 0-d
-arrays have the same values, bit for bit), the same allocations and the same
-kernel call with the same scalars, on views that differ only in the arrays
-they view.  :func:`run` runs the first such call through the runner with a
-recording backend, which notes what the run allocates and the backend's kernel
-call (``KernelCall``), and finds where each array of that call comes from: a
-view of one of the plan's arrays, a view of an allocation, or a constant
-(placeholders, broadcast numbers).  Each view's recipe is checked to rebuild
-that very view from its source.  The next calls make the allocations, the views
-of their own arrays and the call: no planning, a few microseconds of Python.
-A run that does anything else (a count pass, a copy, no kernel or two) is not
-replayed: it runs through the runner every time.
+arrays have the same dtypes, shapes and strides (and whose options, and the
+0-d weights and upstream gradient that the runner reads on the host, have the
+same values, bit for bit), the same allocations and the same kernel call with
+the same scalars, on views that differ only in the arrays they view.
 
-Only backends that make their kernel calls as values are replayed (``replays``,
+:func:`run` runs the first such call through the runner as usual, and the
+second with a recording backend, which notes what the run allocates and the
+backend's kernel call (``KernelCall``).  Each array that call passes gets a
+recipe: a view of its own role's array (the call's first five arguments are
+views of x, z, weights, pos_weight and g, in that order, whatever arrays the
+caller passed twice), a view of an allocation, or a constant (placeholders,
+broadcast numbers); each recipe is checked to rebuild that very view.  Later
+calls make the allocations, the views of their own arrays and the call: no
+planning, a few microseconds of Python.  A run that does anything else (a
+count pass, a copy, no kernel or two) is not replayed: it runs through the
+runner every time.
+
+Only backends whose kernel calls are values are replayed (``replays``,
 ``kernel_call``: the CPU's).  A recording keeps no array of the call it was
 recorded from.
 """
 
 import numpy as np
-from numpy.lib.array_utils import byte_bounds
 
 from ._plan import CONSTANT, COUNTED
 
-_PROGRAMS = {}
-_MOST = 512  # recordings kept; beyond that the cache starts again
+_PROGRAMS = {}  # key -> a _Program, _SEEN (met once) or _NOT (never replayed)
+_MOST = 512  # keys kept; beyond that the oldest goes
+_SEEN = "seen once"
 _NOT = "not replayed"
+ROLES = 5  # the kernel call's arguments that are views of x, z, weights, pos_weight, g
 
 
 def run(be, p, runner):
     """``runner(be, p)``'s results, through a replay where ``p`` has one."""
     key = _key(p)
     try:
-        program = _PROGRAMS.get(key)
+        program = None if key is None else _PROGRAMS.get(key, _NEW)
     except TypeError:  # an unhashable option
-        key = None
-    if key is None:
+        program = None
+    if program is None or program is _NOT:
         return runner(be, p)
-    if program is None:
+    if program is _NEW:  # a recording costs some 15 calls: only for a kind seen before
+        _keep(key, _SEEN)
+        return runner(be, p)
+    if program is _SEEN:
         recorder = _Recorder(be)
         results = runner(recorder, p)
-        if len(_PROGRAMS) >= _MOST:
-            _PROGRAMS.clear()
-        _PROGRAMS[key] = _record(recorder, p, results)
+        _keep(key, _record(recorder, p, results))
         return results
-    if program is _NOT or not program.current(be):
+    if not program.current(be):  # recorded for another thread count: record again
+        _keep(key, _SEEN)
         return runner(be, p)
     return program.replay(p)
+
+
+_NEW = object()
+
+
+def _keep(key, value):
+    if key not in _PROGRAMS and len(_PROGRAMS) >= _MOST:
+        try:
+            del _PROGRAMS[next(iter(_PROGRAMS))]  # the oldest
+        except (KeyError, RuntimeError, StopIteration):  # another thread was first
+            pass
+    _PROGRAMS[key] = value
 
 
 def replayable(p):
@@ -68,17 +87,21 @@ def _key(p):
     if not replayable(p):
         return None
     try:
-        # The smoothing and the ignored value only compare: their zeros' signs don't matter.
-        return (p.variant, p.smoothing, type(p.ignore_value), p.ignore_value, p.loss,
-                p.loss_scale, p.loss_divisor, p.g_elem, p.grad_scale, p.g_divisor, p.cast,
-                _meta(p.x), _meta(p.z), _meta(p.weights), _meta(p.pos_weight), _meta(p.g))
-    except (TypeError, ValueError, OverflowError):  # g not a number
+        return (p.variant, p.smoothing, _number(p.ignore_value), p.loss, p.loss_scale,
+                p.loss_divisor, p.g_elem, p.grad_scale, p.g_divisor, p.cast,
+                _layout(p.x), _layout(p.z), _meta(p.weights), _meta(p.pos_weight),
+                _meta(p.g))
+    except (TypeError, ValueError, OverflowError):  # not a number
         return None
 
 
+def _layout(a):
+    return a.dtype, a.shape, a.strides
+
+
 def _meta(a):
-    """What the run depends on of an array: its layout, and the values the runner reads
-    on the host (of 0-d arrays and numbers), bit for bit."""
+    """A weight's or the upstream gradient's layout and, where the runner reads it on
+    the host (a 0-d array, a number), its value bit for bit."""
     if a is None:
         return None
     if type(a) is np.ndarray:
@@ -87,6 +110,7 @@ def _meta(a):
 
 
 def _number(v):
+    # float.hex: -0.0 and 0.0 apart, and every NaN alike (a key that equals itself)
     return None if v is None else (type(v), float(v).hex())
 
 
@@ -101,7 +125,6 @@ class _Program:
 
     def __init__(self, call, allocations, args, finish_out, results):
         self.call = call  # the recorded KernelCall, its arrays left out
-        self.finish = call.finish  # its Finish, whose out (the last field) each replay makes
         self.allocations = allocations  # [(shape, dtype, zero)]
         # The constant arguments in place, and the others' (position, function).
         self.template = [make(None, None) if constant else None for make, constant in args]
@@ -119,8 +142,8 @@ class _Program:
         args = self.template.copy()
         for i, make in self.made:
             args[i] = make(roles, fresh)
-        finish = self.finish
-        if finish is not None:
+        finish = self.call.finish
+        if finish is not None:  # out is its last field
             finish = finish._make((*finish[:-1], self.finish_out(roles, fresh)))
         self.call.run(tuple(args), finish)
         return self.results(roles, fresh)
@@ -153,14 +176,14 @@ class _Recorder:
 
     def reshape(self, a, shape):
         v = self._be.reshape(a, shape)
-        if v is not a and not np.shares_memory(v, a):  # a copy: the data, not a view
+        if v is not a and not self._be.overlap(v, a):  # a copy: the data, not a view
             self.other = True
         return v
 
     def launch(self, *args):
         call = self._be.kernel_call(*args)
         self.calls.append(call)
-        call()
+        call.run(call.args, call.finish)
 
 
 # What a recorded run may also ask of the backend: views, and constants made of values
@@ -173,16 +196,16 @@ def _record(recorder, p, results):
     if recorder.other or len(recorder.calls) != 1:
         return _NOT
     (call,) = recorder.calls
-    roles = _roles(p)
+    be = recorder._be
     made = recorder.allocations
     if call.finish is not None:  # the kernel call's own scratch: the row sums it finishes
-        made = made + [(call.args[recorder._be.ROW_SUMS], False)]
-    fresh = [a for a, _ in made]
+        made = made + [(call.args[be.ROW_SUMS], False)]
+    sources = _Sources(be, _roles(p), [a for a, _ in made])
     try:
-        args = [_recipe(a, roles, fresh) for a in call.args]
-        finish_out = None if call.finish is None else _recipe(call.finish.out, roles, fresh)[0]
-        returned = [_recipe(r, roles, fresh)[0] for r in
-                    (results if isinstance(results, tuple) else (results,))]
+        args = [sources.recipe(a, i if i < ROLES else None) for i, a in enumerate(call.args)]
+        finish_out = None if call.finish is None else sources.recipe(call.finish.out)[0]
+        returned = [sources.recipe(r)[0]
+                    for r in (results if isinstance(results, tuple) else (results,))]
     except _Unknown:
         return _NOT
     if isinstance(results, tuple):
@@ -190,43 +213,60 @@ def _record(recorder, p, results):
             return tuple([make(roles, fresh) for make in returned])
     else:
         results_of = returned[0]
-    finish = None if call.finish is None else call.finish._replace(out=None)
-    return _Program(call._replace(args=None, finish=finish),
-                    [(a.shape, a.dtype, zero) for a, zero in made], args, finish_out,
-                    results_of)
+    return _Program(call._replace(args=None), [(a.shape, a.dtype, zero) for a, zero in made],
+                    args, finish_out, results_of)
 
 
 class _Unknown(Exception):
     """An array whose origin the recording cannot tell."""
 
 
-def _recipe(a, roles, fresh):
-    """``(make, constant)``: a function ``(roles, fresh) -> a`` for the recording's own
-    roles and allocations, checked to give ``a`` (its memory, shape, strides and
-    writeability) there, and whether it gives ``a`` itself whatever they are."""
-    if type(a) is not np.ndarray:
-        return (lambda roles, fresh: a), True  # a number: the key holds what made it
-    for where, arrays in ((0, roles), (1, fresh)):
-        for i, source in enumerate(arrays):
-            if type(source) is np.ndarray and _within(a, source):
+class _Sources:
+    """The arrays a recorded call's arguments may be views of: the roles, the allocations."""
+
+    def __init__(self, be, roles, fresh):
+        self.be, self.roles, self.fresh = be, roles, fresh
+
+    def recipe(self, a, role=None):
+        """``(make, constant)``: a function ``(roles, fresh) -> a`` for the recording's
+        roles and allocations, checked to give ``a`` (its memory, layout and
+        writeability) there, and whether it gives ``a`` itself whatever they are.
+        ``role``: the role whose view ``a`` is, if any (else an allocation's)."""
+        if type(a) is not np.ndarray:
+            return (lambda roles, fresh: a), True  # a number: the key holds what made it
+        if role is not None:
+            candidates = [(0, role)]
+        else:
+            candidates = [(1, i) for i in range(len(self.fresh))]
+        for where, i in candidates:
+            source = (self.fresh if where else self.roles)[i]
+            if type(source) is np.ndarray and np.may_share_memory(a, source):
                 for make in _makers(a, source, where, i):
-                    try:
-                        if _same(make(roles, fresh), a):
-                            return make, False
-                    except (TypeError, ValueError):  # no such view of this source
-                        pass
+                    if self._gives(make, a):
+                        return make, False
                 raise _Unknown
-    if a.flags.writeable and a.size > 1:
-        raise _Unknown  # made in the run from something else
-    return (lambda roles, fresh: a), True  # a placeholder, or a number's broadcast view
+        if any(type(s) is np.ndarray and np.may_share_memory(a, s)
+               for s in (*self.roles, *self.fresh)):
+            raise _Unknown  # a view of another role's array than its own
+        if a.flags.writeable and a.size > 1:
+            raise _Unknown  # made in the run from something else
+        return (lambda roles, fresh: a), True  # a placeholder, or a number's broadcast view
+
+    def _gives(self, make, a):
+        try:
+            v = make(self.roles, self.fresh)
+        except (TypeError, ValueError):  # no such view of this source
+            return False
+        return (type(v) is np.ndarray and self.be.same_view(v, a)
+                and v.flags.writeable == a.flags.writeable)
 
 
 def _makers(a, source, where, i):
     """The recipes tried for ``a``, a view of ``source`` (role or allocation ``i``)."""
     shape, strides, dtype, writeable = a.shape, a.strides, a.dtype, a.flags.writeable
-    offset = _address(a) - _address(source)
+    offset = a.__array_interface__["data"][0] - source.__array_interface__["data"][0]
 
-    def strided(roles, fresh):
+    def strided(roles, fresh):  # any view of a contiguous source
         v = np.ndarray(shape, dtype, (fresh if where else roles)[i], offset, strides)
         if not writeable:
             v.flags.writeable = False
@@ -236,20 +276,4 @@ def _makers(a, source, where, i):
         return (lambda roles, fresh: fresh[i], lambda roles, fresh: fresh[i].reshape(shape),
                 strided)
     return (lambda roles, fresh: roles[i], lambda roles, fresh: roles[i].reshape(shape),
-            strided)
-
-
-def _address(a):
-    return a.__array_interface__["data"][0]
-
-
-def _within(a, source):
-    low, high = byte_bounds(a)
-    s_low, s_high = byte_bounds(source)
-    return a.size > 0 and source.size > 0 and s_low <= low and high <= s_high
-
-
-def _same(v, a):
-    return (type(v) is np.ndarray and v.dtype == a.dtype and v.shape == a.shape
-            and v.strides == a.strides and _address(v) == _address(a)
-            and v.flags.writeable == a.flags.writeable)
+            lambda roles, fresh: np.broadcast_to(roles[i], shape), strided)

@@ -27,6 +27,8 @@ for float64 inputs; here float64 stays float64 throughout.
 
 import numbers
 
+import numpy as np
+
 from . import _checks
 from ._dispatch import backend
 from ._plan import CONSTANT, ELEM, NONZERO_WEIGHTS, TOTAL, WEIGHT_SUM, Divisor, Plan
@@ -112,13 +114,14 @@ _NAMES = dict(x="logits", z="multi_class_labels", weights="weights", g="grad_los
 def _divisor(x, w, reduction, weights):
     """What the scalar reductions divide the weighted sum by (safely); 1 for SUM.
 
-    ``weights`` as the caller passed it: a number's sums are known on the host
-    (no pass over the weights on a GPU), with the arithmetic of an array's."""
+    ``weights`` as the caller passed it: the sums of a number (or a NumPy 0-d array)
+    are known on the host (no pass over the weights, no count before a replay), with
+    the arithmetic of an array's."""
     if reduction == Reduction.SUM:
         return Divisor("safe_div", CONSTANT, 1.0)
     if reduction == Reduction.SUM_OVER_BATCH_SIZE:
         return Divisor("safe_div", CONSTANT, x.size)
-    if isinstance(weights, numbers.Real):
+    if isinstance(weights, numbers.Real) or type(weights) is np.ndarray and weights.ndim == 0:
         per_weight = float(weights) if reduction == Reduction.MEAN else float(weights != 0)
         return Divisor("safe_div", CONSTANT, per_weight * x.size)
     # Each weight is repeated x.size / w.size times in its broadcast to x's shape.

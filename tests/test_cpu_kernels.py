@@ -100,15 +100,18 @@ def test_the_serial_build_for_small_inputs_gives_the_parallel_builds_bits(monkey
     assert x.size >= cpu.PARALLEL_MIN
     parallel = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
     monkeypatch.setattr(cpu, "PARALLEL_MIN", x.size + 1)
+    monkeypatch.setattr(cpu, "replays", False)  # a replay would repeat the parallel call
     serial = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
 
 
 def flat_launches(monkeypatch):
-    """The ``flat`` argument of every kernel the CPU backend asks for, in order."""
+    """The ``flat`` argument of every kernel the CPU backend asks for, in order (every
+    call through the runner: a replay asks for none)."""
     seen = []
     get = kernels.get
+    monkeypatch.setattr(cpu, "replays", False)
 
     def spy(key, parallel=True, flat=False):
         seen.append(flat)

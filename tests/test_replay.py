@@ -1,8 +1,9 @@
-"""Replays (numba_xent._replay): a call like an earlier one gives what the runner gives.
+"""Replays (numba_xent._replay): a call like earlier ones gives what the runner gives.
 
-Each check calls a function twice on different data of one layout, so that the
-second call is a replay, and compares it bit for bit with the same call run
-through the runner (replays switched off).
+Each check calls a function three times on different data of one layout (the
+first runs through the runner, the second is recorded, the third replayed) and
+compares each bit for bit with the same call run through the runner (replays
+switched off).
 """
 
 import gc
@@ -66,10 +67,10 @@ def data(shape, dtype, seed):
 
 
 def check(fn, make, runner_only, replays, expect_replay=True):
-    """``fn(*make(seed))`` for two seeds: the second a replay (if expected), both equal to
-    the runner's results."""
+    """``fn(*make(seed))`` for three seeds: the third a replay (if expected), all equal
+    to the runner's results."""
     _replay._PROGRAMS.clear()  # another check may have recorded an identical plan
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         args, kwargs = make(seed)
         got = fn(*args, **kwargs)
         assert_identical(got, runner_only(fn, *args, **kwargs))
@@ -140,15 +141,29 @@ def test_values_the_runner_reads_are_part_of_the_key(runner_only, replays):
     """0-d weights, grad_output and numbers are read on the host: each value (each zero's
     sign too) is its own recording."""
     x, z = data((4, 5), np.float32, 3)
-    for weights in (np.float32(0.5), np.float32(2.0), np.float32(-0.0), np.float32(0.0)):
-        assert_identical(nx.sigmoid_cross_entropy(x, z, weights, reduction="none"),
-                         runner_only(nx.sigmoid_cross_entropy, x, z, np.asarray(weights) * 1,
-                                     reduction="none"))
-    for g in (np.asarray(2.0), np.asarray(3.0)):
-        assert_identical(nx.sigmoid_cross_entropy_grad(x, z, grad_output=g),
-                         runner_only(nx.sigmoid_cross_entropy_grad, x, z, grad_output=g))
-    assert replays() == 0
-    assert len(_replay._PROGRAMS) == 6
+    calls = [(nx.sigmoid_cross_entropy, dict(weights=w, reduction="none"))
+             for w in (np.float32(0.5), np.float32(2.0), np.float32(-0.0), np.float32(0.0))]
+    calls += [(nx.sigmoid_cross_entropy_grad, dict(grad_output=np.asarray(g)))
+              for g in (2.0, 3.0)]
+    for _ in range(3):
+        for fn, kwargs in calls:
+            assert_identical(fn(x, z, **kwargs), runner_only(fn, x, z, **kwargs))
+    assert replays() == len(calls) == len(_replay._PROGRAMS)
+
+
+def test_inputs_passed_twice_when_recorded_are_read_apart_when_replayed(runner_only,
+                                                                        replays):
+    """Each kernel argument is read from its own role's array, whatever the caller
+    passed twice when the call was recorded."""
+    x, z = data((3, 8), np.float64, 7)
+    w = np.linspace(0.5, 2, 8)
+    for _ in range(2):  # recorded with weights and pos_weight one array, x and z another
+        nx.sigmoid_cross_entropy_and_grad(x, x, w, pos_weight=w)
+    for weights, pos_weight in [(np.ones(8), np.full(8, 3.0)), (w, w)]:
+        args, kwargs = (x, z, weights), dict(pos_weight=pos_weight)
+        assert_identical(nx.sigmoid_cross_entropy_and_grad(*args, **kwargs),
+                         runner_only(nx.sigmoid_cross_entropy_and_grad, *args, **kwargs))
+    assert replays() == 2
 
 
 def test_a_new_thread_count_is_recorded_again(runner_only, replays):
@@ -158,36 +173,44 @@ def test_a_new_thread_count_is_recorded_again(runner_only, replays):
     try:
         for threads in (1, 2, 1):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            got = nx.sigmoid_cross_entropy_and_grad(x, z, reduction="row_sum")
-            assert_identical(got, runner_only(nx.sigmoid_cross_entropy_and_grad, x, z,
-                                              reduction="row_sum"))
+            for _ in range(3):  # runner (or recorded for another count), recorded, replayed
+                got = nx.sigmoid_cross_entropy_and_grad(x, z, reduction="row_sum")
+                assert_identical(got, runner_only(nx.sigmoid_cross_entropy_and_grad, x, z,
+                                                  reduction="row_sum"))
     finally:
         numba.set_num_threads(before)
-    assert replays() == (1 if numba.config.NUMBA_NUM_THREADS > 1 else 2)
+    assert replays() == (3 if numba.config.NUMBA_NUM_THREADS > 1 else 7)
 
 
 def test_buffers_copies_and_empty_inputs_are_not_replayed(runner_only, replays):
     x, z = data((5, 6), np.float32, 5)
     out = np.empty(5, np.float32)
-    for _ in range(2):
+    for _ in range(3):
         nx.sigmoid_cross_entropy(x, z, reduction="row_sum", out=out)  # a caller's buffer
         nx.sigmoid_cross_entropy(x[:, :0], z[:, :0], reduction="none")  # no kernel
     assert replays() == 0
     xf = np.asfortranarray(x)  # F order: strided rows, viewed as they are, replayed
-    for _ in range(2):
+    for _ in range(3):
         assert_identical(nx.sigmoid_cross_entropy(xf, z, reduction="none"),
                          runner_only(nx.sigmoid_cross_entropy, xf, z, reduction="none"))
     assert replays() == 1
     x3 = np.ones((2, 3, 4), np.float32).transpose(1, 0, 2)  # rows merged only by a copy
     assert_identical(nx.sigmoid_cross_entropy(x3, x3, reduction="none"),
                      runner_only(nx.sigmoid_cross_entropy, x3, x3, reduction="none"))
-    nx.sigmoid_cross_entropy(x3, x3, reduction="none")
+    for _ in range(2):
+        nx.sigmoid_cross_entropy(x3, x3, reduction="none")
     assert replays() == 0
+    w = np.ones((6, 2))[:, :1].reshape(6)[::2]  # non-contiguous weights, replayed
+    for _ in range(3):
+        assert_identical(nx.sigmoid_cross_entropy(x[:3], z[:3], w[:, None]),
+                         runner_only(nx.sigmoid_cross_entropy, x[:3], z[:3], w[:, None]))
+    assert replays() == 1
 
 
 def test_a_replay_keeps_no_array_alive(replays):
     x, z = data((8, 8), np.float32, 6)
-    nx.sigmoid_cross_entropy_and_grad(x, z)
+    for _ in range(2):
+        nx.sigmoid_cross_entropy_and_grad(x, z)
     x, z = x.copy(), z.copy()
     results = nx.sigmoid_cross_entropy_and_grad(x, z)
     assert replays() == 1

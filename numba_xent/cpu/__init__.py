@@ -135,8 +135,9 @@ def launch(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
            rows_out, elem_out, grad_out, counts, finish):
     """Run the kernel for ``key`` over the ``(rows, n)`` view ``x`` (see _core.evaluate):
     the :class:`KernelCall` of :func:`kernel_call`."""
-    kernel_call(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
-                rows_out, elem_out, grad_out, counts, finish)()
+    call = kernel_call(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_scale,
+                       rows_out, elem_out, grad_out, counts, finish)
+    call.run(call.args, call.finish)
 
 
 class KernelCall(NamedTuple):
@@ -152,11 +153,8 @@ class KernelCall(NamedTuple):
     finish: Any
     tasks: int | None
 
-    def __call__(self):
-        self.run(self.args, self.finish)
-
     def run(self, args, finish):
-        """The call on ``args``, finished with ``finish`` (a replay's own arrays)."""
+        """The call, on ``args`` and finished with ``finish`` (its own, or a replay's)."""
         self.kernel(*args)
         if finish is not None:
             _core.finish_sums(_SELF, finish, args[ROW_SUMS], args[COUNTS])

@@ -213,8 +213,9 @@ def _record(recorder, p, results):
             return tuple([make(roles, fresh) for make in returned])
     else:
         results_of = returned[0]
-    return _Program(call._replace(args=None), [(a.shape, a.dtype, zero) for a, zero in made],
-                    args, finish_out, results_of)
+    finish = None if call.finish is None else call.finish._replace(out=None)  # its own
+    return _Program(call._replace(args=None, finish=finish),
+                    [(a.shape, a.dtype, zero) for a, zero in made], args, finish_out, results_of)
 
 
 class _Unknown(Exception):

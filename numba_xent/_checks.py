@@ -2,7 +2,9 @@
 
 import numpy as np
 
-LOGIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from . import _half
+
+LOGIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
 
 
 def as_array(be, name, a):
@@ -13,29 +15,29 @@ def as_array(be, name, a):
 
 
 def logits(be, name, a):
-    """``a`` as an array of float32 or float64 (the dtypes of the results)."""
+    """``a`` as an array of float32, float64, float16 or bfloat16 (the dtypes of the
+    results; ``ml_dtypes.bfloat16`` for NumPy)."""
     a = as_array(be, name, a)
-    if a.dtype not in LOGIT_DTYPES:
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
+    if a.dtype not in LOGIT_DTYPES and not _half.kind(a.dtype):
+        raise TypeError(f"{name} must be a float32, float64, float16 or bfloat16 array, "
+                        f"got dtype {a.dtype}")
     return a
 
 
-def real(be, name, a, shape=None, dtype=np.float64):
-    """``a`` as an array of bool, integer or float values, of ``shape`` if given.
-
-    Kernels convert each element to the logits' dtype as they read it.  Numba
-    has no float16, so a float16 array is converted to ``dtype`` here (a copy).
-    """
+def real(be, name, a, shape=None):
+    """``a`` as an array of bool, integer or float values (float16 and bfloat16
+    included), of ``shape`` if given.  Kernels convert each element to the logits'
+    compute dtype as they read it: nothing is copied."""
     if a is None:
         raise ValueError(f"{name} must be an array, got None")
     a = as_array(be, name, a)
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biuf" and not _half.kind(a.dtype):
         raise TypeError(
             f"{name} must be a real (bool, integer or float) array, got dtype {a.dtype}"
         )
     if shape is not None and a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    return be.cast(a, dtype) if a.dtype == np.float16 else a
+    return a
 
 
 def choice(name, value, options):
@@ -73,13 +75,13 @@ def out(be, name, buf, shape, dtype, inputs, elementwise=False):
     return buf
 
 
-def broadcastable(be, name, a, shape, dtype):
+def broadcastable(be, name, a, shape):
     """``a`` as a real array that broadcasts to ``shape`` (NumPy rules).
 
     Leading axes of length 1 beyond ``shape``'s rank are dropped, so that a
     ``(1, n)`` pos_weight serves ``(n,)`` rows.
     """
-    a = real(be, name, a, None, dtype)
+    a = real(be, name, a)
     extra = a.ndim - len(shape)
     if extra > 0 and all(s == 1 for s in a.shape[:extra]):
         a = be.reshape(a, a.shape[extra:])

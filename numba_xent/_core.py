@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _half
 from ._formulas import PLAIN
 from ._plan import KEPT
 
@@ -31,7 +32,7 @@ class Kernel(NamedTuple):
     """The compile-time options of one kernel."""
 
     variant: int  # _formulas.PLAIN / LOG_D_TRICK / UNJOINED
-    dtype: str  # the logits' dtype; targets and weights are converted to it
+    dtype: str  # the logits' dtype (halves computed in float32); the rest is converted to it
     weighted: bool  # per-element weights w (broadcast views allowed)
     pos_weight: bool  # per-column positive-class weight
     ignore: bool  # elements whose raw target equals ignore_value give 0
@@ -41,6 +42,9 @@ class Kernel(NamedTuple):
     grad: bool  # write grad_scale * g * dloss/dx into grad_out
     g_elem: bool  # g is per element (rows, n) rather than per row (rows, 1)
     count: bool  # write the number of kept (non-ignored) elements per row
+    # The other inputs that are half arrays, read as their bits: ((role, kind), ...) of the
+    # roles "z", "weights", "pos_weight", "g" and kinds of numba_xent._half.
+    halves: tuple = ()
 
 
 class Finish(NamedTuple):
@@ -59,7 +63,7 @@ class Finish(NamedTuple):
 
 
 # The logits' dtypes by name (dtype.name takes over a microsecond).
-_NAMES = {np.dtype(t): np.dtype(t).name for t in (np.float32, np.float64)}
+_NAMES = {np.dtype(t): np.dtype(t).name for t in (np.float32, np.float64, np.float16)}
 
 
 def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_value=None,
@@ -117,10 +121,15 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
 
     if ignore_value is not None:
         ignore_value = exactly(ignore_value, z.dtype)
-    key = Kernel(variant, _NAMES[x.dtype], weights is not None, pos_weight is not None,
-                 ignore_value is not None, smoothing != 0,
+    g = g_row if g_elem is None else g_elem
+    halves = tuple((role, kind) for role, a in (("z", z), ("weights", weights),
+                                                ("pos_weight", pos_weight), ("g", g))
+                   if (kind := _half.kind(getattr(a, "dtype", _NONE))))
+    key = Kernel(variant, _NAMES.get(x.dtype) or x.dtype.name, weights is not None,
+                 pos_weight is not None, ignore_value is not None, smoothing != 0,
                  rows_out is not None or finish is not None,
-                 elem_out is not None, grad_out is not None, g_elem is not None, bool(count))
+                 elem_out is not None, grad_out is not None, g_elem is not None, bool(count),
+                 halves)
     be.launch(key, x2, z2, w2, pw, g2, ignore_value, float(smoothing), be.scale(loss_scale),
               be.scale(grad_scale), rows2, elem2, grad2, counts2, finish)
     for target, computed in writes:
@@ -177,9 +186,12 @@ def exactly(value, dtype):
     return _exactly(float(value), np.dtype(dtype))
 
 
+_NONE = np.dtype(np.void)  # what getattr(a, "dtype") stands in for a number or None
+
+
 @functools.lru_cache(maxsize=256)
 def _exactly(value, dtype):
-    if dtype.kind == "f":
+    if dtype.kind == "f" or _half.kind(dtype):
         with np.errstate(over="ignore"):
             held = dtype.type(value)
         return held if float(held) == value else None

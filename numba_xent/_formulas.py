@@ -52,6 +52,8 @@ ulps of ``|k t| + max(|p|, |q|)``, which is what float32 targets carry anyway.
 import numpy as np
 from numba import njit
 
+from ._half import compute_dtype
+
 PLAIN = 0
 LOG_D_TRICK = 1
 UNJOINED = 2
@@ -128,7 +130,7 @@ def element_function(key, log1p, logistic):
     """
     variant, dtype, weighted, pos_weight, _, smooth = key[:6]
     g_elem = key.g_elem
-    ty = np.dtype(dtype).type
+    ty = compute_dtype(dtype).type
     f64 = np.float64
 
     @njit(inline="always")

@@ -153,12 +153,11 @@ def _plan(pick, logits, targets, weights=None, grad_out=None, log_d_trick=False,
     be = pick(logits=logits, targets=targets, weights=weights, grad_out=grad_out,
               out=out, grad=grad)
     x = _checks.logits(be, "logits", logits)
-    z = _checks.real(be, "targets", targets, x.shape, x.dtype)
-    w = None if weights is None else _checks.real(be, "weights", weights, x.shape, x.dtype)
+    z = _checks.real(be, "targets", targets, x.shape)
+    w = None if weights is None else _checks.real(be, "weights", weights, x.shape)
     g = None
     if want_grad:
-        g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, x.shape[:-1],
-                                                      x.dtype)
+        g = 1.0 if grad_out is None else _checks.real(be, "grad_out", grad_out, x.shape[:-1])
     n = _mean(x.shape[-1] if x.ndim else 1)  # loss[r] = sum_j l / n
     return be, Plan(logits, x, z, _NAMES if want_loss else _GRAD_NAMES, weights=w,
                     variant=variant,

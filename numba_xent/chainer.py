@@ -57,7 +57,7 @@ def _plan(pick, x, t, normalize, reduce, *, gy=None, want_loss=True):
         raise TypeError(f"t must be an integer array of labels -1, 0 or 1, got dtype {t.dtype}")
     elementwise = reduce == "no"
     if not want_loss:
-        gy = _checks.real(be, "gy", gy, x.shape if elementwise else (), x.dtype)
+        gy = _checks.real(be, "gy", gy, x.shape if elementwise else ())
     plan = Plan(like, x, t, dict(x="x", z="t", g="gy"), ignore_value=IGNORE,
                 loss=(ELEM if elementwise else TOTAL) if want_loss else None, g=gy,
                 g_elem=elementwise)

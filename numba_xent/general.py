@@ -108,17 +108,16 @@ def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_in
     be = pick(logits=logits, targets=targets, weights=weights, pos_weight=pos_weight,
               grad_output=grad_output, out=out, grad=grad)
     x = _checks.logits(be, "logits", logits)
-    z = _checks.real(be, "targets", targets, x.shape, x.dtype)
+    z = _checks.real(be, "targets", targets, x.shape)
     lead, n = (x.shape[:-1], x.shape[-1]) if x.ndim else ((), 1)
-    w = None if weights is None else _checks.broadcastable(be, "weights", weights, x.shape,
-                                                           x.dtype)
+    w = None if weights is None else _checks.broadcastable(be, "weights", weights, x.shape)
     pw = None if pos_weight is None else _checks.broadcastable(be, "pos_weight", pos_weight,
-                                                               (n,), x.dtype)
+                                                               (n,))
     g = None
     if want_grad:
         shape = {ELEM: x.shape, ROW_SUMS: lead}.get(loss, ())
-        g = 1.0 if grad_output is None else _checks.real(be, "grad_output", grad_output, shape,
-                                                          x.dtype)
+        g = 1.0 if grad_output is None else _checks.real(be, "grad_output", grad_output,
+                                                          shape)
     # A mean over no element is NaN (as in PyTorch); its gradient is 0.
     divisor = g_divisor = None
     if reduction in ("mean", "row_mean"):

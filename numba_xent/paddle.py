@@ -57,9 +57,9 @@ def _plan(pick, x, label, ignore_index, normalize, *, dout=None, want_loss=True)
     be = pick(x=x, label=label) if want_loss else pick(x=x, label=label, dout=dout)
     like = x
     x = _checks.logits(be, "x", x)
-    label = _checks.real(be, "label", label, x.shape, x.dtype)
+    label = _checks.real(be, "label", label, x.shape)
     if not want_loss:
-        dout = _checks.real(be, "dout", dout, x.shape, x.dtype)
+        dout = _checks.real(be, "dout", dout, x.shape)
     # Every label ignored: every element is 0 whatever the scale.
     scale = Divisor("safe_div", KEPT) if normalize else None
     return be, Plan(like, x, label, dict(x="x", z="label", g="dout"), ignore_value=ignore_index,

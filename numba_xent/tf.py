@@ -90,7 +90,7 @@ def _plan(pick, multi_class_labels, logits, weights=1.0, label_smoothing=0,
     be = pick(multi_class_labels=labels, logits=logits, weights=weights, **more)
     x = _checks.logits(be, "logits", logits)
     z = _checks.real(be, "multi_class_labels", labels, x.shape)
-    w = _checks.real(be, "weights", weights, None, x.dtype)
+    w = _checks.real(be, "weights", weights)
     if w.ndim == 1 and x.ndim > 1 and w.shape[0] == x.shape[0]:
         w = be.reshape(w, w.shape + (1,) * (x.ndim - 1))  # per-sample weights
     if w.ndim and (w.ndim != x.ndim or any(a not in (1, b) for a, b in zip(w.shape, x.shape))):
@@ -100,7 +100,7 @@ def _plan(pick, multi_class_labels, logits, weights=1.0, label_smoothing=0,
     elementwise = reduction == Reduction.NONE
     g = None
     if not want_loss:
-        g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else (), x.dtype)
+        g = _checks.real(be, "grad_loss", grad_loss, x.shape if elementwise else ())
     d = None if elementwise else _divisor(x, w, reduction, weights)
     return be, Plan(logits, x, z, _NAMES, weights=w,
                     smoothing=float(label_smoothing) if label_smoothing > 0 else 0.0,

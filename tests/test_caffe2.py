@@ -209,9 +209,10 @@ def test_targets_and_weights_of_other_real_dtypes_are_converted_to_the_logits_dt
 
 @pytest.mark.parametrize("bad", [np.arange(6).reshape(2, 3), np.ones((2, 3), np.complex64),
                                  np.ones((2, 3), bool), np.ones((2, 3), object),
-                                 np.array([["a", "b", "c"]] * 2), np.ones((2, 3), np.float16)])
+                                 np.array([["a", "b", "c"]] * 2), np.ones((2, 3), np.int16)])
 def test_logits_of_other_dtypes_raise_type_error(bad):
-    with pytest.raises(TypeError, match="logits must be a float32 or float64 array"):
+    with pytest.raises(TypeError, match="logits must be a float32, float64, float16 or "
+                                        "bfloat16 array"):
         caffe2.sigmoid_cross_entropy_with_logits(bad, np.zeros((2, 3)))
 
 

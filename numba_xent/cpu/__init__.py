@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from .. import _core
+from .. import _core, _half
 from . import kernels, threads
 
 
@@ -195,6 +195,9 @@ def kernel_call(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_s
         chunk = max(block, -(-n // pieces))
         pieces = -(-n // chunk)
         split = (min(tasks, rows * pieces), chunk)
+    if key.halves or key.dtype in _half.KINDS:  # half arrays: their bits (_half)
+        x, z, w, pw, g, rows_out, elem_out, grad_out = (
+            _half.bits(a) for a in (x, z, w, pw, g, rows_out, elem_out, grad_out))
     args = (x, z, w, pw, g, _ignored(ignore_value), smoothing, loss_scale, grad_scale,
             rows_out, elem_out, grad_out, counts, *split)
     is_flat = flat is not None
@@ -212,8 +215,13 @@ def _parallel(key, flat):
 def _ignored(value):
     """The kernels' ``ignored``: a 1-element array of the targets' value that is
     ignored (read only where the kernel ignores one; an array is faster for
-    Numba's dispatcher to type than a NumPy scalar)."""
-    return _PLACEHOLDERS[1, np.float64] if value is None else np.full(1, value)
+    Numba's dispatcher to type than a NumPy scalar).  Half targets are compared as
+    the float32 they widen to (exactly: every half is a float32)."""
+    if value is None:
+        return _PLACEHOLDERS[1, np.float64]
+    if _half.kind(np.asarray(value).dtype):
+        value = np.float32(value)
+    return np.full(1, value)
 
 
 def kernel_tasks():

@@ -38,7 +38,9 @@ gradient are bit-identical to theirs.
 import numpy as np
 from numba import njit, prange
 
+from .. import _half
 from .._formulas import element_function
+from .._half import compute_dtype
 from .._jit import CPU_OPTIONS, cpu_jit
 from .prefetch import prefetch_ahead
 from .vecmath import for_dtype, prefer_512bit_vectors
@@ -53,12 +55,14 @@ BLOCK_BYTES = 2048
 
 
 def block_size(dtype):
-    """Elements of ``dtype`` per block (by name: a dictionary lookup)."""
+    """Elements of logits of the named dtype per block (a dictionary lookup): 2 KiB of
+    their compute dtype (halves are computed in float32)."""
     size = _BLOCK_SIZES.get(dtype)
-    return BLOCK_BYTES // np.dtype(dtype).itemsize if size is None else size
+    return BLOCK_BYTES // compute_dtype(dtype).itemsize if size is None else size
 
 
-_BLOCK_SIZES = {t: BLOCK_BYTES // np.dtype(t).itemsize for t in ("float32", "float64")}
+_BLOCK_SIZES = {t: BLOCK_BYTES // compute_dtype(t).itemsize
+                for t in ("float32", "float64", *_half.KINDS)}
 
 _KERNELS = {}
 
@@ -108,10 +112,16 @@ def _block(key, flat):
     """
     dtype, weighted, pos_weight, ignore = key.dtype, key.weighted, key.pos_weight, key.ignore
     rows, elem, grad, g_elem, count = key.rows, key.elem, key.grad, key.g_elem, key.count
-    exp, log1p = for_dtype(dtype)
+    ty = compute_dtype(dtype).type
+    exp, log1p = for_dtype(ty)
     element = element_function(key, log1p, logistic)
-    ty = np.dtype(dtype).type
     read_x = rows or elem or grad
+    halves = dict(key.halves)
+    x_of, z_of, w_of, pw_of, g_of = (_half.reader(k, ty) for k in (
+        dtype, halves.get("z"), halves.get("weights"), halves.get("pos_weight"),
+        halves.get("g")))
+    z_half = "z" in halves  # compared as the float32 it widens to, not as its bits
+    store = _half.writer(dtype)
 
     @njit(inline="always")
     def block(x, z, w, pw, g, scale, r, b0, m, ignore_value, ls, gs, s_keep, s, e,
@@ -125,38 +135,39 @@ def _block(key, flat):
         if grad and g_elem:
             prefetch_ahead(g, r, b0, m)
         for i in range(m if read_x else 0):
-            e[i] = exp(-abs(ty(x[r, np.uint64(b0 + i)])))
+            e[i] = exp(-abs(x_of(x[r, np.uint64(b0 + i)])))
         for i in range(m):
             # Unsigned indices: Numba then emits no negative-index wraparound,
             # and LLVM sees contiguous loads, not gathers.
             j = np.uint64(b0 + i)
             z_raw = z[r, j]
-            keep = z_raw != ignore_value if ignore else True
+            z_i = z_of(z_raw)
+            keep = (z_i if z_half else z_raw) != ignore_value if ignore else True
             if flat:
                 pw_i = pw[i] if pos_weight else one
-                g_i = g[r, j] if g_elem else (scale[i] if grad else 0.0)
+                g_i = g_of(g[r, j]) if g_elem else (scale[i] if grad else 0.0)
             else:
-                pw_i = pw[j] if pos_weight else one
-                g_i = g[r, j] if g_elem else scale
+                pw_i = pw_of(pw[j]) if pos_weight else one
+                g_i = g_of(g[r, j]) if g_elem else scale
             value, dgrad = element(
-                x[r, j] if read_x else one, e[i] if read_x else one, ty(z_raw), keep,
-                w[r, j] if weighted else one, pw_i, g_i, s_keep, s, gs)
+                x_of(x[r, j]) if read_x else one, e[i] if read_x else one, z_i, keep,
+                w_of(w[r, j]) if weighted else one, pw_i, g_i, s_keep, s, gs)
             if count:
                 kept[i] = keep
             if rows:
                 losses[i] = value
             if elem:
-                elem_out[r, j] = ls * value
+                elem_out[r, j] = store(ls * value)
             if grad:
-                grad_out[r, j] = dgrad
+                grad_out[r, j] = store(dgrad)
 
     return block
 
 
 def _constants(key):
     """``ls, gs, s_keep, s = constants(smoothing, loss_scale, grad_scale)``: the
-    numbers a block takes, in the logits' dtype (``s_keep = 1 - s``)."""
-    ty = np.dtype(key.dtype).type
+    numbers a block takes, in the logits' compute dtype (``s_keep = 1 - s``)."""
+    ty = compute_dtype(key.dtype).type
 
     @njit(inline="always")
     def constants(smoothing, loss_scale, grad_scale):
@@ -169,7 +180,7 @@ def _constants(key):
 def _buffers(key, flat):
     """``buffers(size)``: the per-task block buffers: e, losses, kept and, for the
     flat loop, the rows' gradient scales and pos_weight spread over a block."""
-    ty = np.dtype(key.dtype).type
+    ty = compute_dtype(key.dtype).type
     read_x = key.rows or key.elem or key.grad
     rows, count = key.rows, key.count
     row_scales = flat and key.grad and not key.g_elem
@@ -187,8 +198,8 @@ def _buffers(key, flat):
 
 def _scale_type(key):
     """The type of a row's gradient scale: float64 where a weight multiplies it
-    (see _formulas.element_function), else rounded to the logits' dtype once."""
-    return np.float64 if key.weighted else np.dtype(key.dtype).type
+    (see _formulas.element_function), else rounded to the compute dtype once."""
+    return np.float64 if key.weighted else compute_dtype(key.dtype).type
 
 
 @njit(fastmath={"reassoc"}, **CPU_OPTIONS)
@@ -199,12 +210,19 @@ def _block_sum(buf, lo, hi):
     return total
 
 
+def _row_io(key):
+    """``(g_of, put)``: a row's upstream gradient read as a number, and a row's loss
+    stored into ``rows_out`` (see ``_half.putter``)."""
+    return _half.reader(dict(key.halves).get("g"), np.float64), _half.putter(key.dtype)
+
+
 def _rows_kernel(key):
     """The Python function of the row-loop kernel (see the module docstring)."""
     rows, grad, g_elem, count = key.rows, key.grad, key.g_elem, key.count
     block, constants, buffers = _block(key, False), _constants(key), _buffers(key, False)
     scale_ty = _scale_type(key)
     block_elements = block_size(key.dtype)
+    g_of, put = _row_io(key)
 
     def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, chunk):
@@ -222,7 +240,7 @@ def _rows_kernel(key):
                 r = np.uint64(item // nchunks)
                 c = item - (item // nchunks) * nchunks
                 j1 = min(n, (c + 1) * chunk)
-                scale = scale_ty(grad_scale * np.float64(g[r, 0]) if grad and not g_elem
+                scale = scale_ty(grad_scale * np.float64(g_of(g[r, 0])) if grad and not g_elem
                                  else 0.0)
                 acc = 0.0
                 kept_acc = 0.0
@@ -244,7 +262,7 @@ def _rows_kernel(key):
                     acc = 0.0
                     for c in range(nchunks):
                         acc += partial[r, c]
-                    rows_out[r] = loss_scale * acc
+                    put(rows_out, r, loss_scale * acc)
                 if count:
                     counts[r] = np.int64(kept_partial[r].sum())
 
@@ -262,9 +280,11 @@ def _flat_kernel(key):
     dtype, pos_weight, rows, grad, g_elem, count = (key.dtype, key.pos_weight, key.rows,
                                                     key.grad, key.g_elem, key.count)
     block, constants, buffers = _block(key, True), _constants(key), _buffers(key, True)
-    ty = np.dtype(dtype).type
+    ty = compute_dtype(dtype).type
     scale_ty = _scale_type(key)
     block_elements = block_size(dtype)
+    pw_of = _half.reader(dict(key.halves).get("pos_weight"), ty)
+    g_of, put = _row_io(key)
 
     def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, n):
@@ -277,19 +297,20 @@ def _flat_kernel(key):
             prefer_512bit_vectors()
             e, losses, kept, row_scale, pw_block = buffers(span)
             for i in range(span if pos_weight else 0):  # blocks start at a row
-                pw_block[i] = ty(pw[i % n])
+                pw_block[i] = pw_of(pw[i % n])
             r_end = (task + 1) * nrows // ntasks
             for r0 in range(task * nrows // ntasks, r_end, per_block):
                 block_rows = min(per_block, r_end - r0)
                 for rr in range(block_rows if grad and not g_elem else 0):
-                    scale = scale_ty(grad_scale * np.float64(g[r0 + rr, 0]))
+                    scale = scale_ty(grad_scale * np.float64(g_of(g[r0 + rr, 0])))
                     for i in range(np.uint64(rr * n), np.uint64(rr * n + n)):
                         row_scale[i] = scale
                 block(x, z, w, pw_block, g, row_scale, 0, r0 * n, block_rows * n, ignore_value,
                       ls, gs, s_keep, s, e, losses, kept, elem_out, grad_out)
                 for rr in range(block_rows if rows or count else 0):
                     if rows:
-                        rows_out[r0 + rr] = loss_scale * _block_sum(losses, rr * n, rr * n + n)
+                        put(rows_out, r0 + rr,
+                            loss_scale * _block_sum(losses, rr * n, rr * n + n))
                     if count:
                         counts[r0 + rr] = np.int64(_block_sum(kept, rr * n, rr * n + n))
 

@@ -35,6 +35,7 @@ import numpy as np
 from numba import cuda, float64, njit, types
 
 from .._formulas import element_function
+from .._half import compute_dtype
 from ..cpu.vecmath import for_dtype
 from . import groups
 from .arrays import SIMULATOR
@@ -134,10 +135,11 @@ def unroll(key, epi=PLAIN):
 def build(key, epi, shuffle):
     """The Python function of the kernel for ``key`` and ``epi`` (``cuda.jit`` compiles it)."""
     (variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem,
-     count) = key
-    exp, log1p = for_dtype(dtype)
+     count) = key[:11]
+    # float16 arrays are Numba's own on the GPU: read and stored with its conversions
+    ty = compute_dtype(dtype).type
+    exp, log1p = for_dtype(ty)
     element = element_function(key, log1p, logistic64 if dtype == "float64" else logistic32)
-    ty = np.dtype(dtype).type
     f64 = np.float64
     read_x = rows or elem or grad
     group_sum = groups.sum_shuffle if shuffle else groups.sum_shared

@@ -42,8 +42,9 @@ class Kernel(NamedTuple):
     grad: bool  # write grad_scale * g * dloss/dx into grad_out
     g_elem: bool  # g is per element (rows, n) rather than per row (rows, 1)
     count: bool  # write the number of kept (non-ignored) elements per row
-    # The other inputs that are half arrays, read as their bits: ((role, kind), ...) of the
-    # roles "z", "weights", "pos_weight", "g" and kinds of numba_xent._half.
+    # The other arrays that are halves, read and written as their bits: ((role, kind), ...)
+    # of the roles "z", "weights", "pos_weight", "g", "rows" (the array the row sums are
+    # stored in) and kinds of numba_xent._half.
     halves: tuple = ()
 
 
@@ -123,7 +124,8 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
         ignore_value = exactly(ignore_value, z.dtype)
     g = g_row if g_elem is None else g_elem
     halves = tuple((role, kind) for role, a in (("z", z), ("weights", weights),
-                                                ("pos_weight", pos_weight), ("g", g))
+                                                ("pos_weight", pos_weight), ("g", g),
+                                                ("rows", rows_out))
                    if (kind := _half.kind(getattr(a, "dtype", _NONE))))
     key = Kernel(variant, _NAMES.get(x.dtype) or x.dtype.name, weights is not None,
                  pos_weight is not None, ignore_value is not None, smoothing != 0,

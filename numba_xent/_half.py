@@ -10,13 +10,13 @@ vector loops, and shifts for bfloat16 (its bits are a float32's upper half):
 all vectorise, none branches.  The same functions compile for the GPU.
 
 Which arrays are halves is fixed when a kernel is compiled: the logits' dtype
-(``Kernel.dtype``) and, for the other inputs, ``Kernel.halves``.
+(``Kernel.dtype``) and, for the other arrays, ``Kernel.halves``.
 """
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 FLOAT16 = "float16"
 BFLOAT16 = "bfloat16"
@@ -137,44 +137,12 @@ def reader(name, ty):
     return njit(inline="always")(lambda raw: ty(raw))
 
 
-@njit(inline="always")
-def _put(a, i, value):
-    a[i] = value
-
-
-def _put_float16(a, i, value):
-    """``a[i] = value``: rounded to float16 bits where ``a`` holds them (uint16)."""
-
-
-def _put_bfloat16(a, i, value):
-    """``a[i] = value``: rounded to bfloat16 bits where ``a`` holds them (uint16)."""
-
-
-def _overload_put(stub, to_bits):
-    @overload(stub, inline="always")
-    def put(a, i, value):
-        if a.dtype == types.uint16:  # the half output's bits
-            def put_bits(a, i, value):
-                a[i] = to_bits(value)
-            return put_bits
-        return _put.py_func  # float64 scratch sums
-
-
-_overload_put(_put_float16, to_float16)
-_overload_put(_put_bfloat16, to_bfloat16)
-
-
-def putter(name):
-    """``put(a, i, value)``: a row's float64 sum stored into ``a``, an output of the named
-    logits' dtype (a half's bits: rounded through float32) or a float64 scratch array
-    (as it is); which of the two ``a`` is, is known when the kernel compiles."""
-    return {FLOAT16: _put_float16, BFLOAT16: _put_bfloat16}.get(name, _put)
-
-
 def writer(name):
     """``write(value) -> stored``: a float32 or float64 value as an element of an
-    array of the named logits' dtype (rounded once from float32; a float64 value,
-    a row's sum, goes through float32 first: within 1 ulp of the half)."""
+    array of the named dtype (a half kind, or None for any other: stored as it is).
+    Rounded once from float32; a float64 value (a row's sum) goes through float32
+    first, within 1 ulp of the half (off the correctly rounded half only where the
+    float32 lands exactly on a midpoint between two halves)."""
     if name == FLOAT16:
         return to_float16
     if name == BFLOAT16:

@@ -582,6 +582,36 @@ def test_targets_and_weights_of_other_real_dtypes(dtype):
     assert_same(got, expected)
 
 
+def _half_dtypes():
+    import ml_dtypes  # the test extra's NumPy bfloat16
+
+    return [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
+
+
+@pytest.mark.parametrize("dtype", _half_dtypes(), ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean", "row_mean"])
+def test_half_logits_targets_and_weights(dtype, reduction):
+    """float16 and bfloat16 device arrays, read as their bits as on the CPU: results of
+    the logits' dtype within one of its ulps of the CPU backend's, and half inputs of
+    float32 logits within the float32 tolerance."""
+    x, z, w = (a.astype(dtype) for a in random_inputs((5, 37), np.float32))
+    pw = np.linspace(0.5, 2, 37).astype(dtype)
+    z[0, :3] = -1
+    tiny, eps = (float(v) for v in (np.finfo(np.float16).tiny, np.finfo(np.float16).eps)) \
+        if dtype == np.float16 else (2.0 ** -126, 2.0 ** -7)
+    for logits, (rtol, atol) in [(x, (eps, tiny * eps)), (x.astype(np.float32), (3e-6, 1e-9))]:
+        expected, got = both(nx.sigmoid_cross_entropy_and_grad, logits, z, w, pos_weight=pw,
+                             ignore_index=-1, reduction=reduction)
+        for e, g in zip(expected, got, strict=True):
+            assert g.dtype == e.dtype == logits.dtype and g.shape == e.shape
+            np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
+                                       rtol=rtol, atol=atol)
+    expected, got = both(caffe2.sigmoid_cross_entropy_with_logits, x, z)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64),
+                               rtol=eps, atol=tiny * eps)
+
+
 def test_inputs_are_never_modified_and_results_are_deterministic():
     x, z, w = random_inputs((5, 7), np.float32)
     dx, dz, dw = dev(x), dev(z), dev(w)
@@ -641,6 +671,47 @@ def test_torch_tensors_that_require_grad_and_torch_streams():
     expected = caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z)
     assert_same(host(loss), expected[0])
     assert_same(host(grad), expected[1], atol=1e-9)
+
+
+def test_torch_tensors_run_on_the_stream_torch_reports(monkeypatch):
+    """PyTorch's interface (version 2) names no stream: a tensor's stream is
+    ``torch.cuda.current_stream(tensor.device)`` (a stand-in torch here, so that the
+    simulator checks the choice too; the test above checks it on a GPU)."""
+    asked, made = [], []
+    stream = type("Stream", (), {"cuda_stream": 0x5150})()
+    torch = type(sys)("torch")
+    torch.cuda = type(sys)("torch.cuda")
+    torch.cuda.current_stream = lambda device: asked.append(device) or stream
+    monkeypatch.setattr(arrays, "_torch", lambda: torch)
+    monkeypatch.setattr(arrays, "stream_of", lambda handle: made.append(handle) or "ours")
+    assert arrays.torch_stream(type("Tensor", (), {"device": "cuda:1"})()) == "ours"
+    assert asked == ["cuda:1"] and made == [0x5150]
+
+
+def test_a_stream_handle_of_0_is_the_default_stream():
+    assert arrays.stream_of(0) == arrays.stream_of(None) == 0
+
+
+@needs_torch
+def test_torch_half_tensors_on_the_device():
+    """float16 tensors through their interface; bfloat16 ones, which have none, through
+    their int16 view: results are tensors of the logits' dtype on the device."""
+    import ml_dtypes
+
+    torch = library("torch")
+    x, z, _ = random_inputs((6, 9), np.float32)
+    for dtype, np_dtype in [(torch.float16, np.float16), (torch.bfloat16, ml_dtypes.bfloat16)]:
+        tx = torch.as_tensor(x, device="cuda").to(dtype)
+        tz = torch.as_tensor(z, device="cuda").to(dtype)
+        for reduction in ("none", "mean"):
+            loss, grad = nx.sigmoid_cross_entropy_and_grad(tx, tz, reduction=reduction)
+            assert loss.dtype == grad.dtype == dtype and loss.device == tx.device
+            expected = nx.sigmoid_cross_entropy_and_grad(
+                x.astype(np_dtype), z.astype(np_dtype), reduction=reduction)
+            eps = float(torch.finfo(dtype).eps)
+            for g, e in zip((loss, grad), expected, strict=True):
+                np.testing.assert_allclose(g.float().cpu().numpy(), e.astype(np.float32),
+                                           rtol=eps, atol=1e-6)
 
 
 @needs_cupy

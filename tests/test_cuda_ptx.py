@@ -135,13 +135,36 @@ def launched():
                 nx.sigmoid_cross_entropy(x, z, **options)
                 nx.sigmoid_cross_entropy_grad(x, z, **options)
                 nx.sigmoid_cross_entropy_and_grad(x, z, **options)
+        for dt in HALVES:  # half logits, and half targets, weights and g with float32 logits
+            x, z, w = (gpu.dev(np.ones((3, 4), dt)) for _ in range(3))
+            x32, pw = gpu.dev(np.ones((3, 4), np.float32)), gpu.dev(np.ones(4, dt))
+            caffe2.sigmoid_cross_entropy_with_logits(x, z)
+            caffe2.sigmoid_cross_entropy_with_logits_and_grad(x, z, gpu.dev(np.ones(3, dt)))
+            for logits, reduction, ignore in itertools.product(
+                    (x, x32), ("none", "mean", "row_mean"), (None, -1)):
+                nx.sigmoid_cross_entropy_and_grad(logits, z, w, pos_weight=pw,
+                                                  reduction=reduction, ignore_index=ignore)
+                shape = {"none": (3, 4), "mean": (), "row_mean": (3,)}[reduction]
+                nx.sigmoid_cross_entropy_grad(logits, z, reduction=reduction,
+                                              grad_output=gpu.dev(np.ones(shape, dt)))
     finally:
         kernels.get = get
     return seen
 
 
+def _half_dtypes():
+    try:
+        import ml_dtypes
+    except ImportError:  # a test extra: its absence fails test_the_jobs_cover_...
+        return (np.float16,)
+    return (np.float16, ml_dtypes.bfloat16)
+
+
+HALVES = _half_dtypes()
+
+
 KEY_FIELDS = ("variant", "dtype", "weighted", "pos_weight", "ignore", "smooth", "rows", "elem",
-              "grad", "g_elem", "count")
+              "grad", "g_elem", "count", "halves")
 EPILOGUE_FIELDS = ("loss_op", "grad_op", "g_op", "total", "finish_op", "by_kept")
 
 
@@ -149,8 +172,10 @@ def jobs():
     """Every kernel to compile: (name, kernel, argument descriptions)."""
     result = []
     for (key, epi), args in sorted(launched().items(), key=repr):
-        name = "loss" + "".join(f"-{f}" if v is True else f"-{v}" for f, v in zip(
-            KEY_FIELDS, key, strict=True) if v is not False)
+        name = "loss" + "".join(
+            f"-{f}" if v is True else f"-{v}" if f != "halves" else
+            "-halves=" + ",".join(f"{role}:{kind}" for role, kind in v)
+            for f, v in zip(KEY_FIELDS, key, strict=True) if v not in (False, ()))
         name += "".join(f"-{f}" if v is True else f"-{f}={v}" for f, v in zip(
             EPILOGUE_FIELDS, epi, strict=True) if v not in (None, False))
         result.append((name, ["loss", key, epi], args))
@@ -266,7 +291,7 @@ def compile_jobs(batch):
         result[name] = {
             "local_memory": bool(re.search(r"\.local\b|__local_depot", ptx)),
             "global_loads": {t: len(re.findall(rf"\bld\.global(?:\.\w+)*\.{t}\b", ptx))
-                             for t in ("f32", "f64")},
+                             for t in ("f32", "f64", "[bu]16")},
             "f64": f64_instructions(ptx),
             "exp_reductions": {t: len(re.findall(rf"\bfma\.rn\.{t}\b.*{c}", ptx))
                                for t, c in EXP_SHIFT.items()},
@@ -407,7 +432,14 @@ def test_the_jobs_cover_every_option_and_both_dtypes():
     keys = {tuple(kernel[1]) for _, kernel, _ in JOBS if kernel[0] == "loss"}
     for field in range(2, 11):  # weighted ... count: both values occur
         assert {k[field] for k in keys} == {False, True}
-    assert {k[0] for k in keys} == {0, 1, 2} and {k[1] for k in keys} == {"float32", "float64"}
+    assert {k[0] for k in keys} == {0, 1, 2}
+    assert {k[1] for k in keys} == {"float32", "float64", "float16", "bfloat16"}
+    roles = {}
+    for k in keys:
+        for role, kind in k[11]:
+            roles.setdefault(role, set()).add(kind)
+    assert roles == {role: {"float16", "bfloat16"}
+                     for role in ("z", "weights", "pos_weight", "g", "rows")}
 
 
 @pytest.mark.parametrize("name", [name for name, _, _ in JOBS])
@@ -425,7 +457,7 @@ def test_no_spills_and_bounded_registers(compiled):
     for name, info in report.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, info)
         assert info["stack"] == info["lmem"] == 0, (name, info)
-        dtype = "float32" if "float32" in name.split("-") else "float64"
+        dtype = "float64" if "float64" in name.split("-") else "float32"  # halves: float32
         assert info["registers"] <= MAX_REGISTERS[dtype], (name, info)
     most = max(report, key=lambda k: report[k]["registers"])
     loss = [v["registers"] for k, v in report.items() if k.startswith("loss")]
@@ -434,7 +466,10 @@ def test_no_spills_and_bounded_registers(compiled):
           f"({report[most]['registers']})")
 
 
-ELEMENT = {"float32": "f32", "float64": "f64"}
+# The PTX type of an element as the kernels compute it (halves: in float32), and as they
+# load it (halves: as their bits).
+ELEMENT = {"float32": "f32", "float64": "f64", "float16": "f32", "bfloat16": "f32"}
+LOADED = {"float32": "f32", "float64": "f64", "uint16": "[bu]16"}
 LOSS_JOBS = [(name, kernel[1], kernel[2]) for name, kernel, _ in JOBS if kernel[0] == "loss"]
 
 
@@ -489,7 +524,7 @@ def test_the_division_census_is_subtracted_per_site(compiled):
 
 
 @pytest.mark.parametrize("name, key, epi",
-                         [(n, k, e) for n, k, e in LOSS_JOBS if k[1] == "float32"])
+                         [(n, k, e) for n, k, e in LOSS_JOBS if k[1] != "float64"])
 def test_float32_kernels_compute_in_float32(compiled, name, key, epi):
     """Only the accumulators (rows: the loss sums, count: the kept elements) add in
     float64, and only the epilogue computes there otherwise: the products of the
@@ -537,7 +572,7 @@ def test_contiguous_logits_are_read_with_unrolled_global_loads(compiled, name):
     transactions are the same)."""
     unroll = next(unroll_of(kernel[1], kernel[2]) for n, kernel, _ in JOBS if n == name)
     dtype = next(args for n, _, args in JOBS if n == name)[0][0]
-    loads = compiled[name]["global_loads"][ELEMENT[dtype]]
+    loads = compiled[name]["global_loads"][LOADED[dtype]]
     assert loads >= unroll, f"{loads} global loads of {dtype}"
 
 

@@ -7,6 +7,7 @@ its own dtype of the float64 reference computed from the same half inputs.
 
 import pathlib
 
+import ml_dtypes
 import numpy as np
 import pytest
 from numba import njit
@@ -16,7 +17,6 @@ import numba_xent as nx
 from numba_xent import _half, caffe2, chainer, cpu, paddle, tf
 from numba_xent.cpu import kernels
 
-ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)
 HALVES = [F16, BF16]
@@ -192,3 +192,16 @@ def test_the_conversions_vectorise():
         pytest.skip("no F16C on this CPU (or no /proc/cpuinfo to tell)")
     asm = "\n".join(k.inspect_asm(sig) for k in compiled for sig in k.signatures)
     assert "vcvtph2ps" in asm and "vcvtps2ph" in asm
+
+
+@pytest.mark.parametrize("dtype", HALVES, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean", "row_mean"])
+def test_dask_gives_the_numpy_front_ends_halves(dtype, reduction):
+    da = pytest.importorskip("dask.array")
+    nxd = pytest.importorskip("numba_xent.dask")
+    x, z, w, pw = inputs((40, 9), dtype, seed=5)
+    got = nxd.sigmoid_cross_entropy(da.from_array(x, chunks=(16, 9)), z, w, pos_weight=pw,
+                                    reduction=reduction).compute(scheduler="sync")
+    expected = nx.sigmoid_cross_entropy(x, z, w, pos_weight=pw, reduction=reduction)
+    assert got.dtype == expected.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint16), expected.view(np.uint16))

@@ -211,9 +211,10 @@ def _block_sum(buf, lo, hi):
 
 
 def _row_io(key):
-    """``(g_of, put)``: a row's upstream gradient read as a number, and a row's loss
-    stored into ``rows_out`` (see ``_half.putter``)."""
-    return _half.reader(dict(key.halves).get("g"), np.float64), _half.putter(key.dtype)
+    """``(g_of, row_store)``: a row's upstream gradient read as a number, and a row's
+    loss as an element of ``rows_out``."""
+    halves = dict(key.halves)
+    return _half.reader(halves.get("g"), np.float64), _half.writer(halves.get("rows"))
 
 
 def _rows_kernel(key):
@@ -222,7 +223,7 @@ def _rows_kernel(key):
     block, constants, buffers = _block(key, False), _constants(key), _buffers(key, False)
     scale_ty = _scale_type(key)
     block_elements = block_size(key.dtype)
-    g_of, put = _row_io(key)
+    g_of, row_store = _row_io(key)
 
     def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, chunk):
@@ -262,7 +263,7 @@ def _rows_kernel(key):
                     acc = 0.0
                     for c in range(nchunks):
                         acc += partial[r, c]
-                    put(rows_out, r, loss_scale * acc)
+                    rows_out[r] = row_store(loss_scale * acc)
                 if count:
                     counts[r] = np.int64(kept_partial[r].sum())
 
@@ -284,7 +285,7 @@ def _flat_kernel(key):
     scale_ty = _scale_type(key)
     block_elements = block_size(dtype)
     pw_of = _half.reader(dict(key.halves).get("pos_weight"), ty)
-    g_of, put = _row_io(key)
+    g_of, row_store = _row_io(key)
 
     def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, n):
@@ -309,7 +310,7 @@ def _flat_kernel(key):
                       ls, gs, s_keep, s, e, losses, kept, elem_out, grad_out)
                 for rr in range(block_rows if rows or count else 0):
                     if rows:
-                        put(rows_out, r0 + rr,
+                        rows_out[r0 + rr] = row_store(
                             loss_scale * _block_sum(losses, rr * n, rr * n + n))
                     if count:
                         counts[r0 + rr] = np.int64(_block_sum(kept, rr * n, rr * n + n))

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import cuda
 
+from .. import _half
 from .._dispatch import is_device_array
 from .._plan import KEPT
 from . import arrays, epilogue, groups, kernels
@@ -419,6 +420,13 @@ class Backend:
             by_kept = finish.divisor is KEPT
             if finish_op is not None and not by_kept:
                 fd, fdf = self._operand(finish.divisor, (1,) if total else (nrows,))
+        if (kind := _half.kind(rows_out.dtype)) and finish is not None:
+            key = key._replace(halves=(*key.halves, ("rows", kind)))  # the kernel finishes
+        if key.halves or key.dtype in _half.KINDS:  # half arrays: their bits (_half)
+            x, z, w, pw, g, rows_out, elem_out, grad_out = (
+                _half.bits(a) for a in (x, z, w, pw, g, rows_out, elem_out, grad_out))
+            if ignore_value is not None and _half.kind(np.asarray(ignore_value).dtype):
+                ignore_value = np.float32(ignore_value)  # compared with the widened targets
         epi = kernels.Epilogue(loss_scale.op, grad_scale.op, g_op, total, finish_op, by_kept)
         layout = self._plan(nrows, n, kernels.unroll(key, epi))
         chunked = layout.nchunks > 1

@@ -49,17 +49,44 @@ def view(obj):
             return View(obj._ary, stream=obj.stream)
         raise TypeError(
             f"the CUDA simulator runs Numba device arrays only, got {type(obj).__name__}")
-    if kind(obj) == "torch" and obj.requires_grad:
-        obj = obj.detach()  # the same memory; torch refuses the interface otherwise
+    if kind(obj) == "torch":
+        return _torch_view(obj)
     interface = obj.__cuda_array_interface__
     v = cuda.from_cuda_array_interface(interface, owner=obj, sync=False)
     v.stream = stream_of(interface.get("stream"))
     return v
 
 
+def _torch_view(t):
+    """A CUDA tensor's view, on the stream torch reports as current for its device:
+    torch's interface (version 2) names no stream.  A bfloat16 tensor, which has no
+    interface, is seen through its int16 view as ``ml_dtypes.bfloat16``."""
+    t = t.detach()  # the same memory; torch refuses the interface otherwise
+    bfloat16 = str(t.dtype) == "torch.bfloat16"
+    v = cuda.from_cuda_array_interface(
+        (t.view(_torch().int16) if bfloat16 else t).__cuda_array_interface__, owner=t,
+        sync=False)
+    if bfloat16:
+        v = v.view(numpy_dtype("bfloat16"))
+    v.stream = torch_stream(t)
+    return v
+
+
+def torch_stream(t):
+    """The Numba stream of ``torch.cuda.current_stream(t.device)``."""
+    return stream_of(_torch().cuda.current_stream(t.device).cuda_stream)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
 def stream_of(handle):
-    """The Numba stream for a ``__cuda_array_interface__`` stream entry (0 for none)."""
-    if handle is None:
+    """The Numba stream for a ``__cuda_array_interface__`` stream entry or a raw stream
+    handle (0 for none, or for the legacy default stream's handle 0)."""
+    if not handle:
         return 0
     if handle == 1:
         return cuda.legacy_default_stream()
@@ -162,8 +189,7 @@ def allocate(kind, shape, dtype, device, stream, zero=False):
         with cupy.cuda.Device(device):
             return (cupy.zeros if zero else cupy.empty)(shape, dtype)
     if kind == "torch":
-        import torch
-
+        torch = _torch()
         make = torch.zeros if zero else torch.empty
         return make(shape, dtype=torch_dtype(dtype), device=torch.device("cuda", device))
     # Bound to no stream where ours is the default one (an interface can't name stream 0).
@@ -176,17 +202,21 @@ def allocate(kind, shape, dtype, device, stream, zero=False):
 
 
 def numpy_dtype(dtype):
-    """A NumPy dtype for ``dtype``, a PyTorch one (``torch.float32``) included."""
+    """A NumPy dtype for ``dtype``, a PyTorch one (``torch.float32``) included, and
+    bfloat16 as ``ml_dtypes.bfloat16``."""
+    name = str(dtype).rpartition(".")[2]
+    if name == "bfloat16":
+        import ml_dtypes  # NumPy's bfloat16: for bfloat16 arrays only
+
+        return np.dtype(ml_dtypes.bfloat16)
     try:
         return np.dtype(dtype)
     except TypeError:
-        return np.dtype(str(dtype).rpartition(".")[2])
+        return np.dtype(name)
 
 
 def torch_dtype(dtype):
-    import torch
-
-    return getattr(torch, np.dtype(dtype).name)
+    return getattr(_torch(), np.dtype(dtype).name)
 
 
 def to_kind(a, kind, like):
@@ -200,6 +230,7 @@ def to_kind(a, kind, like):
 
         with cupy.cuda.Device(like.device.id):
             return cupy.asarray(a)
-    import torch
-
+    torch = _torch()
+    if a.dtype.name == "bfloat16":  # no interface for it in torch: its int16 view
+        return torch.as_tensor(a.view(np.int16), device=like.device).view(torch.bfloat16)
     return torch.as_tensor(a, device=like.device)

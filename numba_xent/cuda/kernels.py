@@ -35,6 +35,7 @@ import numpy as np
 from numba import cuda, float64, njit, types
 
 from .._formulas import element_function
+from .. import _half
 from .._half import compute_dtype
 from ..cpu.vecmath import for_dtype
 from . import groups
@@ -136,8 +137,14 @@ def build(key, epi, shuffle):
     """The Python function of the kernel for ``key`` and ``epi`` (``cuda.jit`` compiles it)."""
     (variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem,
      count) = key[:11]
-    # float16 arrays are Numba's own on the GPU: read and stored with its conversions
-    ty = compute_dtype(dtype).type
+    ty = compute_dtype(dtype).type  # halves: read and stored as their bits (_half)
+    halves = dict(key.halves)
+    x_of, z_of, w_of, pw_of, g_of = (_half.reader(k, ty) for k in (
+        dtype, halves.get("z"), halves.get("weights"), halves.get("pos_weight"),
+        halves.get("g")))
+    g_row_of = _half.reader(halves.get("g"), np.float64)
+    z_half = "z" in halves  # compared as the float32 it widens to, not as its bits
+    store, row_store = _half.writer(dtype), _half.writer(halves.get("rows"))
     exp, log1p = for_dtype(ty)
     element = element_function(key, log1p, logistic64 if dtype == "float64" else logistic32)
     f64 = np.float64
@@ -200,7 +207,7 @@ def build(key, epi, shuffle):
             if live:
                 g_row = 0.0
                 if grad and not g_elem:
-                    g_row = f64(g[r, 0]) * gfa
+                    g_row = g_row_of(g[r, 0]) * gfa
                     if g_divided:
                         g_row = g_op(g_row, f64(gd[r, 0]) * gfb)
                     g_row *= grad_scale
@@ -210,14 +217,16 @@ def build(key, epi, shuffle):
                         j = element_of(start, lane, step, u, group, U)
                         if j < stop:
                             z_raw = z[r, j]
-                            ks[u] = z_raw != ignore_value if ignore else True
-                            zs[u] = ty(z_raw)
+                            z_u = z_of(z_raw)
+                            ks[u] = (z_u if z_half else z_raw) != ignore_value if ignore \
+                                else True
+                            zs[u] = z_u
                             if read_x:
-                                xs[u] = x[r, j]
-                                ws[u] = w[r, j] if weighted else one
-                                ps[u] = pw[j] if pos_weight else one
+                                xs[u] = x_of(x[r, j])
+                                ws[u] = w_of(w[r, j]) if weighted else one
+                                ps[u] = pw_of(pw[j]) if pos_weight else one
                             if grad and g_elem:
-                                gs[u] = g[r, j]
+                                gs[u] = g_of(g[r, j])
                     for u in range(U):
                         j = element_of(start, lane, step, u, group, U)
                         if j < stop:
@@ -232,9 +241,9 @@ def build(key, epi, shuffle):
                                 if rows:
                                     acc += value
                                 if elem:
-                                    elem_out[r, j] = ls * value
+                                    elem_out[r, j] = store(ls * value)
                                 if grad:
-                                    grad_out[r, j] = dgrad
+                                    grad_out[r, j] = store(dgrad)
                     step += 1
             if rows:
                 acc = group_sum(acc, sh, lane, group)
@@ -252,7 +261,7 @@ def build(key, epi, shuffle):
                         kept_partial[r, c] = kept
                 else:
                     if per_row:
-                        rows_out[r] = finished(loss_scale * acc, kept, fd, fdf, r)
+                        rows_out[r] = row_store(finished(loss_scale * acc, kept, fd, fdf, r))
                     if count:
                         counts[r] = np.int64(kept)
         if sums and (total or sum_kept or chunked):
@@ -276,14 +285,15 @@ def build(key, epi, shuffle):
                         kept = chunks_total(kept_partial, r, lane, fgroup, sh) if count else 0.0
                         if r < nrows and lane == 0:
                             if per_row:
-                                rows_out[r] = finished(loss_scale * acc, kept, fd, fdf, r)
+                                rows_out[r] = row_store(
+                                    finished(loss_scale * acc, kept, fd, fdf, r))
                             if count:
                                 counts[r] = np.int64(kept)
                 acc = column_total(totals, 0, sh) if total else 0.0
                 kept = column_total(totals, 1, sh) if sum_kept else 0.0
                 if tid == 0:
                     if total:
-                        rows_out[0] = finished(loss_scale * acc, kept, fd, fdf, 0)
+                        rows_out[0] = row_store(finished(loss_scale * acc, kept, fd, fdf, 0))
                     if sum_kept:
                         kept_total[0] = kept
 

@@ -50,6 +50,10 @@ class Entry(NamedTuple):
         bound.apply_defaults()
         return bound.arguments
 
+    def binding(self, drop=()):
+        """``(positional names, defaults, all names)`` of the signature less ``drop``."""
+        return _binding(self.front, self.name, tuple(drop))
+
     @property
     def is_loss(self):
         """The loss alone (no gradient argument, no gradient returned)."""

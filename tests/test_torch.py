@@ -121,3 +121,105 @@ def test_one_fused_pass_and_no_gradient_when_none_is_needed(monkeypatch, name):
     keys.clear()
     LOSSES[name](X.clone())
     assert keys and not any(k.grad for k in keys)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_half_tensors_give_half_results_as_the_numpy_front_end_does(dtype, reduction):
+    """float16 and bfloat16 tensors (bfloat16 through an ml_dtypes view of its memory):
+    the loss and the gradient in the tensor's dtype, bit for bit what the NumPy front end
+    returns on the same values, and within a half's rounding of PyTorch's float32 BCE."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = (X * 2).to(dtype).requires_grad_()
+    z, pw = Z.to(dtype), PW.to(dtype)
+    loss = nxt.sigmoid_cross_entropy(x, z, pos_weight=pw, reduction=reduction)
+    loss.sum().backward()
+    assert loss.dtype == x.grad.dtype == dtype
+    np_dtype = np.float16 if dtype == torch.float16 else ml_dtypes.bfloat16
+
+    def as_numpy(t):
+        return t.detach().float().numpy().astype(np_dtype)
+
+    import numba_xent as nx
+
+    expected, grad = nx.sigmoid_cross_entropy_and_grad(
+        as_numpy(x), as_numpy(z), pos_weight=as_numpy(pw), reduction=reduction)
+    assert np.array_equal(as_numpy(loss).view(np.int16), expected.view(np.int16))
+    assert np.array_equal(as_numpy(x.grad).view(np.int16), grad.view(np.int16))
+    reference = F.binary_cross_entropy_with_logits(
+        x.detach().float(), z.float(), pos_weight=pw.float(), reduction=reduction)
+    info = torch.finfo(dtype)  # half an ulp of rounding: relative, or absolute if subnormal
+    assert torch.allclose(loss.float(), reference, rtol=info.eps, atol=info.tiny * info.eps)
+
+
+# -- the registered operators (what torch.compile sees) ------------------------------
+
+def operator_calls(monkeypatch):
+    """Run the losses through their registered operators (as under torch.compile), eagerly:
+    returns the list of (operator, arguments) calls made."""
+    calls = []
+    compiled = nxt._compiled
+
+    def recording(op, *rest):
+        def call(*args):
+            calls.append((op, args))
+            return op(*args)
+
+        call._qualname = op._qualname
+        return compiled(call, *rest)
+
+    monkeypatch.setattr(nxt, "_compiled", recording)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    return calls
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_the_operator_gives_the_eager_paths_losses_and_gradients(monkeypatch, name):
+    x = X.clone().requires_grad_()
+    eager = LOSSES[name](x)
+    (eager_grad,) = torch.autograd.grad(eager.sum(), x)
+    calls = operator_calls(monkeypatch)
+    loss = LOSSES[name](x)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    assert len(calls) == 1 and calls[0][1][3] is True  # one call, the gradient wanted
+    assert torch.equal(loss, eager) and torch.equal(grad, eager_grad)
+    with torch.no_grad():
+        assert torch.equal(LOSSES[name](x), eager)
+    assert calls[1][1][3] is False  # no gradient made where none can be asked for
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_opcheck_passes_for_every_loss(monkeypatch, name):
+    calls = operator_calls(monkeypatch)
+    LOSSES[name](X.clone().requires_grad_())
+    ((op, (x, tensors, options, _)),) = calls
+    for want_grad in (True, False):  # without it, backward makes the gradient itself
+        result = torch.library.opcheck(op, (x, tensors, options, want_grad))
+        assert set(result.values()) == {"SUCCESS"}, result
+
+
+def test_a_model_compiles_whole_with_the_same_losses_and_gradients():
+    """torch.compile(fullgraph=True): the loss is one operator in the graph, with the
+    eager mode's loss and gradients."""
+    gen = torch.Generator().manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 4)).double()
+    losses = [nxt.SigmoidCrossEntropyLoss(pos_weight=PW[:4] * 2, label_smoothing=0.1),
+              nxt.TFSigmoidCrossEntropy(label_smoothing=0.2)]
+    x = torch.randn(32, 8, generator=gen, dtype=torch.float64)
+    z = torch.rand(32, 4, generator=gen, dtype=torch.float64)
+
+    def step(x, z):
+        logits = model(x)
+        return losses[0](logits, z) + losses[1](z > 0.5, logits)
+
+    results = []
+    for fn in (step, torch.compile(step, fullgraph=True)):
+        model.zero_grad()
+        loss = fn(x, z)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (eager, eager_grads), (compiled, compiled_grads) = results
+    torch.testing.assert_close(compiled, eager, rtol=1e-14, atol=0)
+    for g, e in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-15)

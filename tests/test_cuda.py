@@ -549,7 +549,7 @@ def test_bad_buffers_and_mixed_inputs_are_refused():
         caffe2.sigmoid_cross_entropy_with_logits(dx, z)
     with pytest.raises(TypeError, match="'out' is on the GPU but 'logits', 'targets' are"):
         caffe2.sigmoid_cross_entropy_with_logits(x, z, out=dev(np.zeros(4)))
-    with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
+    with pytest.raises(TypeError, match="x must be a float32, float64, float16 or bfloat16 array"):
         chainer.sigmoid_cross_entropy(dev(x.astype(np.int32)), dev(z))
     np.testing.assert_array_equal(host(dx), x)
 

@@ -7,9 +7,11 @@ Regenerate everything (run from the repository root)::
 
 Prints the Markdown and writes ``cpu.md`` and ``cpu.png`` beside the JSON (or into
 ``--out-dir``); ``--readme README.md`` also puts the tables into the README, between its
-``<!-- cpu-benchmark -->`` markers.  Per (op, shape, dtype): each contender's median in
-ms over the interleaved rounds, each peer's ratio ``peer / numba_xent`` (above 1:
-numba_xent is faster; numba_xent with its buffers reused, the peers as they are called),
+``<!-- cpu-benchmark -->`` markers (``--section cpu-benchmark-half``: the half-precision
+run's ``bench/results/cpu_half.json``, between its own markers).  Per (op, shape, dtype):
+each contender's median in ms over the interleaved rounds, each peer's ratio
+``peer / numba_xent`` (above 1: numba_xent is faster; numba_xent with its buffers
+reused, the peers as they are called),
 and numba_xent's "% of floor" = floor median / numba_xent median * 100 (100% = memory-
 bandwidth bound), with buffers reused (both) and allocating (both).  Needs only the
 standard library, plus matplotlib for the PNG (skipped, with a note, when matplotlib is
@@ -24,10 +26,15 @@ import sys
 
 OPS = ("forward", "gradient", "fused")
 SHAPES = ("4096x1024", "16384x4096", "1e6x16", "64x1e6")
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 PEERS = ("numpy", "torch", "jax", "tf")
 SUBJECT = "numba_xent"
 MARKERS = ("<!-- cpu-benchmark -->", "<!-- /cpu-benchmark -->")
+
+
+def markers(section):
+    """The README markers around the named section (``cpu-benchmark``: MARKERS)."""
+    return f"<!-- {section} -->", f"<!-- /{section} -->"
 
 
 def load(path):
@@ -134,10 +141,10 @@ def readme_section(medians, nbytes, data):
     return "\n".join(header(data) + [""] + tables(medians, nbytes))
 
 
-def put_into_readme(path, section):
+def put_into_readme(path, section, between=MARKERS):
     text = pathlib.Path(path).read_text()
-    start, end = (text.index(m) for m in MARKERS)
-    text = text[:start + len(MARKERS[0])] + "\n" + section + "\n" + text[end:]
+    start, end = (text.index(m) for m in between)
+    text = text[:start + len(between[0])] + "\n" + section + "\n" + text[end:]
     pathlib.Path(path).write_text(text)
 
 
@@ -192,6 +199,8 @@ def main(argv=None):
     ap.add_argument("json", nargs="?", default="bench/results/cpu.json")
     ap.add_argument("--out-dir", help="where cpu.md / cpu.png go (default: beside the JSON)")
     ap.add_argument("--readme", help="a README whose benchmark section to rewrite")
+    ap.add_argument("--section", default="cpu-benchmark",
+                    help="the README section's marker name (cpu-benchmark-half: the halves)")
     args = ap.parse_args(argv)
     src = pathlib.Path(args.json)
     out_dir = pathlib.Path(args.out_dir) if args.out_dir else src.parent
@@ -204,7 +213,8 @@ def main(argv=None):
     stem = src.stem
     (out_dir / f"{stem}.md").write_text(md + "\n")
     if args.readme:
-        put_into_readme(args.readme, readme_section(medians, nbytes, data))
+        put_into_readme(args.readme, readme_section(medians, nbytes, data),
+                        markers(args.section))
     try:
         chart(medians, out_dir / f"{stem}.png")
     except ImportError:

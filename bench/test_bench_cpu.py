@@ -73,6 +73,11 @@ SHAPES = {
     "64x1e6": (64, 1_000_000),
 }
 DTYPES = ("float32", "float64")
+# Half precision at one shape: numba_xent against PyTorch and JAX on the same dtype and a
+# floor that moves half the bytes (NumPy computes halves in software, TensorFlow's
+# allocator already holds the whole run's peak: both sit these out).
+HALF_SHAPE, HALF_DTYPES = "16384x4096", ("float16", "bfloat16")
+HALF_IMPLS = ("numba_xent", "floor", "numba_xent_alloc", "floor_alloc", "torch", "jax")
 OPS = ("forward", "gradient", "fused")
 IMPLS = ("numba_xent", "floor", "numba_xent_alloc", "floor_alloc", "numpy", "torch", "jax",
          "tf")
@@ -86,7 +91,8 @@ THREADS = 2
 _BIGGEST_FIRST = sorted(((s, d) for s in SHAPES for d in DTYPES),
                         key=lambda sd: -np.prod(SHAPES[sd[0]]) * np.dtype(sd[1]).itemsize)
 CASES = [pytest.param(op, shape, dtype, id=f"{op}-{shape}-{dtype}")
-         for shape, dtype in _BIGGEST_FIRST for op in OPS]
+         for shape, dtype in [*_BIGGEST_FIRST, *((HALF_SHAPE, d) for d in HALF_DTYPES)]
+         for op in OPS]
 
 
 def rounds_for(shape):
@@ -96,9 +102,18 @@ def rounds_for(shape):
     return 20 if np.prod(shape) <= SMALL_ELEMENTS else 7
 
 
-def impls_wanted():
+def impls_wanted(dtype):
     env = os.environ.get("BENCH_IMPLS")
-    return tuple(env.split(",")) if env else IMPLS
+    impls = tuple(env.split(",")) if env else IMPLS
+    return impls if dtype in DTYPES else tuple(i for i in impls if i in HALF_IMPLS)
+
+
+def numpy_dtype(name):
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -109,13 +124,15 @@ class Batch:
 
     def __init__(self, shape, dtype):
         rng = np.random.default_rng(0)
-        dt = np.dtype(dtype)
+        dt = numpy_dtype(dtype)
+        wide = dt if dt.itemsize > 2 else np.dtype(np.float32)  # halves: drawn in float32
         self.shape, self.dtype = shape, dt
-        x = rng.standard_normal(shape, dtype=dt)
+        x = rng.standard_normal(shape, dtype=wide)
         x *= 3
-        self.x = x
-        self.z = (rng.random(shape, dtype=dt) < 0.05).astype(dt)
-        self.g = (rng.random(shape[0], dtype=dt) + 0.5).astype(dt)
+        self.x = x.astype(dt, copy=False)
+        del x
+        self.z = (rng.random(shape, dtype=wide) < 0.05).astype(dt)
+        self.g = (rng.random(shape[0], dtype=wide) + 0.5).astype(dt)
         self._peer = {}
 
     def arrays(self, impl):
@@ -242,6 +259,9 @@ def _floor_both(x, z, g, zero, loss, grad):
 class FloorAlloc(NumbaXentAlloc):
     """Same bytes in and out as the op, trivial arithmetic: the memory-bandwidth floor."""
 
+    def convert(self, x, z, g):  # halves as their bits: the same bytes, integer adds
+        return tuple(a.view(np.uint16) if a.itemsize == 2 else a for a in (x, z, g))
+
     def buffers(self, x):
         return np.empty(x.shape[0], x.dtype), np.empty(x.shape, x.dtype)
 
@@ -279,8 +299,10 @@ class Torch:
         self.torch = torch = pytest.importorskip("torch")
         torch.set_num_threads(THREADS)
 
-    def convert(self, x, z, g):
-        return tuple(self.torch.from_numpy(a) for a in (x, z, g))  # zero-copy
+    def convert(self, x, z, g):  # zero-copy (bfloat16: through its int16 view)
+        torch = self.torch
+        return tuple(torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+                     if a.dtype.name == "bfloat16" else torch.from_numpy(a) for a in (x, z, g))
 
     def ops(self):
         return bce_row_mean_ops(self.torch)
@@ -376,7 +398,7 @@ def available(impl):
 
 @pytest.mark.parametrize("op, shape_name, dtype", CASES)
 def test_cpu(benchmark, batches, op, shape_name, dtype):
-    impls = [i for i in impls_wanted() if available(i)]
+    impls = [i for i in impls_wanted(dtype) if available(i)]
     batch = batches(shape_name, dtype)
     calls = {i: (ops_for(i)[op], batch.arrays(i)) for i in impls}
     for fn, args in calls.values():  # compiles / traces (numba_xent, floor, jax, tf)
@@ -403,23 +425,32 @@ def test_cpu(benchmark, batches, op, shape_name, dtype):
 
 def _as_numpy(a):
     """A copy (numba_xent's results live in buffers the next call reuses)."""
+    if type(a).__module__.startswith("torch") and str(a.dtype) == "torch.bfloat16":
+        import torch  # NumPy has no bfloat16 of its own: ml_dtypes' over the same bits
+
+        return np.array(a.view(torch.int16).numpy().view(numpy_dtype("bfloat16")))
     return np.array(a.numpy() if hasattr(a, "numpy") else a)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+RTOL = {"float32": 1e-4, "float64": 1e-10, "float16": 4e-3, "bfloat16": 3e-2}
+
+
+@pytest.mark.parametrize("dtype", DTYPES + HALF_DTYPES)
 @pytest.mark.parametrize("impl", [i for i in IMPLS if not i.startswith("floor")])
 def test_impls_agree(impl, dtype):
     """Each implementation computes the Caffe2 op in the inputs' dtype (a small batch)."""
+    if impl not in impls_wanted(dtype):
+        pytest.skip(f"{impl} is not timed on {dtype}")
     ops = ops_for(impl)
     b = Batch((37, 53), dtype)
     x, z, g = b.arrays(impl)
     x64, z64, g64 = (a.astype(np.float64) for a in (b.x, b.z, b.g))
     want_loss, want_grad = numpy_forward(x64, z64), numpy_gradient(g64, x64, z64)
-    rtol = 1e-4 if dtype == "float32" else 1e-10
+    rtol = RTOL[dtype]
     loss = _as_numpy(ops["forward"](x, z, g))
     grad = _as_numpy(ops["gradient"](x, z, g))
     fused_loss, fused_grad = (_as_numpy(a) for a in ops["fused"](x, z, g))
     for got, want in ((loss, want_loss), (fused_loss, want_loss), (grad, want_grad),
                       (fused_grad, want_grad)):
-        assert got.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-2)
+        assert got.dtype == numpy_dtype(dtype)
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=rtol * 1e-2)

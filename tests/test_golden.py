@@ -138,8 +138,44 @@ def test_general_api_against_torch(params, dtype, inputs, outputs, tags):
     assert_matches("torch", grad, outputs["grad"], dtype, grad_scale(g, w, np.maximum(pw, 1)))
 
 
+def half_cases():
+    """torch_half's cases, its arrays (stored as their bits) in their half dtype."""
+    import ml_dtypes
+
+    dtypes = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+    result = []
+    for case in cases("torch_half"):
+        params, dtype, inputs, outputs, tags = case.values
+        as_half = {k: v.view(dtypes[dtype]) for k, v in {**inputs, **outputs}.items()}
+        result.append(pytest.param(
+            params, dtype, {k: as_half[k] for k in inputs}, {k: as_half[k] for k in outputs},
+            tags, id=case.id))
+    return result
+
+
+@pytest.mark.parametrize("params, dtype, inputs, outputs, tags", half_cases())
+def test_general_api_against_torch_on_halves(params, dtype, inputs, outputs, tags):
+    """PyTorch's float16/bfloat16 BCE-with-logits, which rounds each of its steps to the
+    half: within 4 of the half's eps of the element's terms (we round once)."""
+    x, target, g = inputs["input"], inputs["target"], inputs["grad_output"]
+    loss, grad = numba_xent.sigmoid_cross_entropy_and_grad(
+        x, target, inputs.get("weight"), pos_weight=inputs.get("pos_weight"), grad_output=g,
+        reduction=params["reduction"])
+    assert loss.dtype == grad.dtype == x.dtype
+    w = np.broadcast_to(inputs.get("weight", np.float64(1)).astype(np.float64), x.shape)
+    pw = np.maximum(inputs.get("pos_weight", np.float64(1)).astype(np.float64), 1)
+    eps = 2.0 ** (-10 if dtype == "float16" else -7)
+    for got, expected, scale in [(loss, outputs["loss"], element_scale(x, w, pw)),
+                                 (grad, outputs["grad"], grad_scale(g, w, pw))]:
+        got, expected = got.astype(np.float64), expected.astype(np.float64)
+        scale = np.max(scale, initial=0.0) if got.ndim == 0 else scale
+        error = np.abs(got - expected) / (eps * scale)
+        assert np.all(error <= 4), error.max()
+        WORST["torch_half"] = max(WORST.get("torch_half", 0.0), float(error.max()))
+
+
 def test_zz_report_the_largest_errors(capsys):
     with capsys.disabled():
-        print("\nlargest relative error vs the frameworks:",
+        print("\nlargest error vs the frameworks (torch_half: in eps of the terms):",
               ", ".join(f"{k} {v:.2e}" for k, v in sorted(WORST.items())))
-    assert set(WORST) == {"chainer", "paddle", "tf", "torch"}
+    assert set(WORST) == {"chainer", "paddle", "tf", "torch", "torch_half"}

@@ -32,8 +32,10 @@ def test_the_readme_benchmark_tables_are_those_of_the_last_run():
     spec = importlib.util.spec_from_file_location("report", README.parent / "bench" / "report.py")
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
-    medians, nbytes, data = report.load(README.parent / "bench" / "results" / "cpu.json")
     text = README.read_text()
-    start, end = (text.index(m) for m in report.MARKERS)
-    assert text[start + len(report.MARKERS[0]):end].strip() == report.readme_section(
-        medians, nbytes, data).strip()
+    for run, section in [("cpu", "cpu-benchmark"), ("cpu_half", "cpu-benchmark-half")]:
+        medians, nbytes, data = report.load(README.parent / "bench" / "results" / f"{run}.json")
+        begin, end = report.markers(section)
+        start, stop = text.index(begin), text.index(end)
+        assert text[start + len(begin):stop].strip() == report.readme_section(
+            medians, nbytes, data).strip()

@@ -6,6 +6,7 @@ Usage (run with the python of the framework's throw-away venv, see README.md):
     /tmp/gold-paddle/bin/python  tests/golden/generate.py paddle
     /tmp/gold-tf/bin/python      tests/golden/generate.py tf
     /tmp/gold-torch/bin/python   tests/golden/generate.py torch
+    /tmp/gold-torch/bin/python   tests/golden/generate.py torch_half
 
 Writes tests/golden/<fw>.npz (all arrays, inputs included) and
 tests/golden/<fw>.json (case index).  Only numpy is used to build inputs, so
@@ -460,8 +461,53 @@ def gen_torch():
     rec.write()
 
 
+# --------------------------------------------------------------------------
+# torch_half: the same call on float16 and bfloat16 tensors (PyTorch's own half
+# arithmetic).  Arrays are stored as their bits (uint16: NumPy has no bfloat16 of
+# its own), params["dtype"] names the half; inputs are drawn in float64 and rounded.
+# --------------------------------------------------------------------------
+def gen_torch_half():
+    import torch
+    import torch.nn.functional as F
+
+    rec = Recorder("torch_half", torch.__version__)
+    halves = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+    def tensor(a, dtype):
+        return torch.tensor(np.asarray(a, np.float32)).to(halves[dtype])
+
+    def bits(t):
+        return t.detach().view(torch.int16).numpy().view(np.uint16)
+
+    for dt in halves:
+        for red in ("none", "mean", "sum"):
+            for wk, pk in (("none", "none"), ("full", "classes")):
+                shape = (6, 37) if red == "none" else (3, 4, 50)
+                name = "%s_%s_%s_w%s_pw%s" % (dt, shape_str(shape), red, wk, pk)
+                rng = rng_for("torch_half/" + name)
+                x = tensor(make_logits(rng, shape, "float32"), dt)
+                x.requires_grad_()
+                target = tensor(rng.uniform(0.0, 1.0, size=shape), dt)
+                weight = None if wk == "none" else tensor(rng.uniform(0, 2, size=shape), dt)
+                pw = None if pk == "none" else tensor(rng.uniform(0.5, 3, size=shape[-1:]), dt)
+                loss = F.binary_cross_entropy_with_logits(x, target, weight,
+                                                          pos_weight=pw, reduction=red)
+                g = tensor(make_g(rng, tuple(loss.shape), "float32"), dt)
+                (gx,) = torch.autograd.grad(loss, x, grad_outputs=g)
+                inputs = {"input": x, "target": target, "grad_output": g}
+                if weight is not None:
+                    inputs["weight"] = weight
+                if pw is not None:
+                    inputs["pos_weight"] = pw
+                rec.add(name, {"reduction": red, "dtype": dt},
+                        {k: bits(v) for k, v in inputs.items()},
+                        {"loss": bits(loss), "grad": bits(gx)},
+                        {"shape": list(shape)})
+    rec.write()
+
+
 GENERATORS = {"chainer": gen_chainer, "paddle": gen_paddle, "tf": gen_tf,
-              "torch": gen_torch}
+              "torch": gen_torch, "torch_half": gen_torch_half}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in GENERATORS:

@@ -34,7 +34,7 @@ class Kernel(NamedTuple):
     variant: int  # _formulas.PLAIN / LOG_D_TRICK / UNJOINED
     dtype: str  # the logits' dtype (halves computed in float32); the rest is converted to it
     weighted: bool  # per-element weights w (broadcast views allowed)
-    pos_weight: bool  # per-column positive-class weight
+    pos_weight: bool  # positive-class weight: per column, or per element with pw_elem
     ignore: bool  # elements whose raw target equals ignore_value give 0
     smooth: bool  # z -> z (1 - s) + s / 2
     rows: bool  # write loss_scale * row sums into rows_out
@@ -46,6 +46,7 @@ class Kernel(NamedTuple):
     # of the roles "z", "weights", "pos_weight", "g", "rows" (the array the row sums are
     # stored in) and kinds of numba_xent._half.
     halves: tuple = ()
+    pw_elem: bool = False  # pos_weight is per element, (rows, n) like the weights
 
 
 class Finish(NamedTuple):
@@ -72,9 +73,9 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
              rows_out=None, elem_out=None, grad_out=None, count=False, finish=None):
     """Run the fused kernel; see the module docstring.
 
-    ``weights`` and ``g_elem`` broadcast to x's shape, ``pos_weight`` to its
-    last axis, ``g_row`` to ``lead`` (one value per row); pass one ``g`` at
-    most.  Outputs are written in place; one whose strides allow no
+    ``weights``, ``pos_weight`` and ``g_elem`` broadcast to x's shape (a pos_weight
+    that varies along the last axis only is read per column), ``g_row`` to
+    ``lead`` (one value per row); pass one ``g`` at most.  Outputs are written in place; one whose strides allow no
     ``(rows, n)`` view is computed aside and copied in.  ``loss_scale`` and
     ``grad_scale`` are numbers, 0-d arrays of the backend or what its
     ``quotient`` returned (a device-side divisor needs no trip to the host).
@@ -98,7 +99,7 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
     # Placeholders for absent inputs and outputs are typed like the real thing, never read.
     p1, p2 = be.placeholder(1), be.placeholder(2)
     w2 = p2 if weights is None else be.reshape(be.broadcast_to(weights, shape), flat)
-    pw = p1 if pos_weight is None else be.broadcast_to(pos_weight, (n,))
+    pw, pw_elem = (p1, False) if pos_weight is None else _pos_weight(be, pos_weight, shape)
     if g_elem is not None:
         g2 = be.reshape(be.broadcast_to(g_elem, shape), flat)
     elif g_row is None:
@@ -131,12 +132,22 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
                  pos_weight is not None, ignore_value is not None, smoothing != 0,
                  rows_out is not None or finish is not None,
                  elem_out is not None, grad_out is not None, g_elem is not None, bool(count),
-                 halves)
+                 halves, pw_elem)
     be.launch(key, x2, z2, w2, pw, g2, ignore_value, float(smoothing), be.scale(loss_scale),
               be.scale(grad_scale), rows2, elem2, grad2, counts2, finish)
     for target, computed in writes:
         be.copy_into(target, computed)
     return counts
+
+
+def _pos_weight(be, pos_weight, shape):
+    """``(pw, per_element)``: a pos_weight that varies along the last axis only as the
+    ``(n,)`` view the kernels read per column (PyTorch's common ``(C,)``, ``(1, C)``),
+    any other as a ``(rows, n)`` view read per element, as the weights are."""
+    if all(s == 1 for s in pos_weight.shape[:-1]):
+        return be.broadcast_to(be.reshape(pos_weight, pos_weight.shape[-1:]), shape[-1:]), False
+    return be.reshape(be.broadcast_to(pos_weight, shape), (math.prod(shape[:-1]), shape[-1])), \
+        True
 
 
 def finish_sums(be, finish, sums, counts):

@@ -64,7 +64,7 @@ class Plan(NamedTuple):
     z: Any
     names: dict
     weights: Any = None  # broadcast to x's shape
-    pos_weight: Any = None  # broadcast along x's last axis
+    pos_weight: Any = None  # broadcast to x's shape (per column where it can)
     variant: int = PLAIN
     smoothing: float = 0.0
     ignore_value: float | None = None

@@ -195,13 +195,19 @@ def _run(plan):
 
     put("z", plan.z, ind, x.chunks)
     z = args[2]
-    if plan.weights is not None:
-        w = plan.weights
+    def put_broadcast(role, w):
+        """An array that broadcasts to x's shape: its blocks aligned with x's rows."""
         w = w.reshape((1,) * (x.ndim - w.ndim) + w.shape) if w.ndim else w
-        put("weights", w, ind, tuple(c if s == t else (s,)
-                                     for s, t, c in zip(w.shape, x.shape, x.chunks)))
-    if plan.pos_weight is not None:
-        put("pos_weight", plan.pos_weight, None, None)
+        put(role, w, ind, tuple(c if s == t else (s,)
+                                for s, t, c in zip(w.shape, x.shape, x.chunks)))
+
+    if plan.weights is not None:
+        put_broadcast("weights", plan.weights)
+    pw = plan.pos_weight
+    if pw is not None and all(s == 1 for s in pw.shape[:-1]):  # per column: whole
+        put("pos_weight", pw, None, None)
+    elif pw is not None:
+        put_broadcast("pos_weight", pw)
     if plan.g is not None:
         g = plan.g
         if np.ndim(g) and plan.g_elem:

@@ -9,8 +9,9 @@ For logits ``x`` and targets ``z`` of one shape ``(..., n)``, per element::
 
 which is ``torch.nn.functional.binary_cross_entropy_with_logits(x, z', w,
 pos_weight=pos_weight)`` elementwise, computed stably (no overflow, exact
-limits at +-inf).  ``weights`` broadcasts to ``x``'s shape (NumPy rules) and
-``pos_weight`` along the last axis (a scalar or shape ``(n,)``).  Elements whose
+limits at +-inf).  ``weights`` and ``pos_weight`` broadcast to ``x``'s shape
+(NumPy rules, as in PyTorch: ``(n,)``, ``(1, n)``, ``(N, 1)``, ``(N, n)``, ...; a
+broadcast is read in place, never copied).  Elements whose
 target equals ``ignore_index`` give 0 loss and 0 gradient and are not counted.
 
 ``reduction``:
@@ -112,7 +113,7 @@ def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_in
     lead, n = (x.shape[:-1], x.shape[-1]) if x.ndim else ((), 1)
     w = None if weights is None else _checks.broadcastable(be, "weights", weights, x.shape)
     pw = None if pos_weight is None else _checks.broadcastable(be, "pos_weight", pos_weight,
-                                                               (n,))
+                                                               x.shape)
     g = None
     if want_grad:
         shape = {ELEM: x.shape, ROW_SUMS: lead}.get(loss, ())

@@ -673,6 +673,20 @@ def test_torch_tensors_that_require_grad_and_torch_streams():
     assert_same(host(grad), expected[1], atol=1e-9)
 
 
+@pytest.mark.parametrize("pw_shape", ["1 x column", "row", "element"])
+@pytest.mark.parametrize("shape", [(5, 37), (5, 2000)])  # rows in one block; in chunks
+def test_pos_weight_per_element(shape, pw_shape):
+    x, z, w = random_inputs(shape, np.float32)
+    pw_shape = {"1 x column": (1, shape[1]), "row": (shape[0], 1), "element": shape}[pw_shape]
+    pw = np.random.default_rng(7).uniform(0.5, 2, pw_shape).astype(np.float32)
+    for reduction in ("none", "row_mean"):
+        expected, got = both(nx.sigmoid_cross_entropy_and_grad, x, z, w, pos_weight=pw,
+                             reduction=reduction)
+        assert_same(got[0], expected[0])
+        # a few float32 ulps of the gradient's terms, w (lw sigmoid(x) + pw z) <= 8 here
+        assert_same(got[1], expected[1], atol=8 * 4 * 2.0 ** -23)
+
+
 def test_torch_tensors_run_on_the_stream_torch_reports(monkeypatch):
     """PyTorch's interface (version 2) names no stream: a tensor's stream is
     ``torch.cuda.current_stream(tensor.device)`` (a stand-in torch here, so that the

@@ -135,6 +135,9 @@ def launched():
                 nx.sigmoid_cross_entropy(x, z, **options)
                 nx.sigmoid_cross_entropy_grad(x, z, **options)
                 nx.sigmoid_cross_entropy_and_grad(x, z, **options)
+            for reduction, ignore in itertools.product(nx.REDUCTIONS, (None, -1)):
+                nx.sigmoid_cross_entropy_and_grad(x, z, w, pos_weight=gpu.dev(np.ones(
+                    (3, 1), dt)), ignore_index=ignore, reduction=reduction)  # per element
         for dt in HALVES:  # half logits, and half targets, weights and g with float32 logits
             x, z, w = (gpu.dev(np.ones((3, 4), dt)) for _ in range(3))
             x32, pw = gpu.dev(np.ones((3, 4), np.float32)), gpu.dev(np.ones(4, dt))
@@ -164,7 +167,7 @@ HALVES = _half_dtypes()
 
 
 KEY_FIELDS = ("variant", "dtype", "weighted", "pos_weight", "ignore", "smooth", "rows", "elem",
-              "grad", "g_elem", "count", "halves")
+              "grad", "g_elem", "count", "halves", "pw_elem")
 EPILOGUE_FIELDS = ("loss_op", "grad_op", "g_op", "total", "finish_op", "by_kept")
 
 
@@ -432,7 +435,7 @@ def test_the_jobs_cover_every_option_and_both_dtypes():
     keys = {tuple(kernel[1]) for _, kernel, _ in JOBS if kernel[0] == "loss"}
     for field in range(2, 11):  # weighted ... count: both values occur
         assert {k[field] for k in keys} == {False, True}
-    assert {k[0] for k in keys} == {0, 1, 2}
+    assert {k[0] for k in keys} == {0, 1, 2} and {k[12] for k in keys} == {False, True}
     assert {k[1] for k in keys} == {"float32", "float64", "float16", "bfloat16"}
     roles = {}
     for k in keys:

@@ -263,6 +263,8 @@ def test_general(client, layout, dtype):
         ("per-row weights", z, Z, {"weights": bcast_n}, {"weights": bcast_d}),
         ("last-axis weights", z, Z, {"weights": last_n}, {"weights": last_d}),
         ("pos_weight", z, Z, {"pos_weight": pos_weight}, {"pos_weight": pos_weight_dask}),
+        ("per-element pos_weight", z, Z, {"pos_weight": full_n}, {"pos_weight": full_d}),
+        ("per-row pos_weight", z, Z, {"pos_weight": bcast_n}, {"pos_weight": bcast_d}),
         ("smoothing", z, Z, {"label_smoothing": 0.1}, {"label_smoothing": 0.1}),
         ("ignore", z_ignored, Z_ignored, {"ignore_index": -1}, {"ignore_index": -1}),
     ]

@@ -83,11 +83,50 @@ def test_mean_over_no_element_is_nan_as_in_torch():
     assert nx.sigmoid_cross_entropy_grad(empty, empty).shape == (0, 4)
 
 
-def test_pos_weight_broadcasts_along_the_last_axis_only():
-    np.testing.assert_array_equal(nx.sigmoid_cross_entropy(X, Z, pos_weight=PW[None]),
-                                  nx.sigmoid_cross_entropy(X, Z, pos_weight=PW))
-    with pytest.raises(ValueError, match=r"pos_weight of shape \(5,\) does not broadcast"):
+PW_SHAPES = {"column": lambda s: s[-1:], "1 x column": lambda s: (1, s[-1]),
+             "row": lambda s: s[:-1] + (1,), "element": lambda s: s, "number": lambda s: (),
+             "1 x element": lambda s: (1,) + s}
+
+
+@pytest.mark.parametrize("pw_shape", PW_SHAPES)
+@pytest.mark.parametrize("shape", [(5, 6), (3, 5, 6), (5, 600)])  # flat loop; row loop
+def test_pos_weight_broadcasts_to_the_logits_as_in_pytorch(shape, pw_shape):
+    """Any pos_weight that broadcasts to the logits (BCEWithLogitsLoss's rule), read in
+    place, per column where it varies along the last axis only, else per element."""
+    x, z = rng.normal(0, 4, shape), rng.uniform(0, 1, shape)
+    pw = rng.uniform(0.5, 3, PW_SHAPES[pw_shape](shape))
+    loss, grad = nx.sigmoid_cross_entropy_and_grad(x, z, pos_weight=pw, reduction="none")
+    lost = max(0, pw.ndim - len(shape))  # leading axes of 1 beyond the logits' rank
+    expected_loss, expected_grad = bce_with_logits(
+        x, z, None, np.broadcast_to(pw.reshape(pw.shape[lost:]), shape))
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-13, atol=1e-15)
+    row = nx.sigmoid_cross_entropy(x, z, pos_weight=pw, reduction="row_sum")
+    np.testing.assert_allclose(row, expected_loss.sum(-1), rtol=1e-13)
+    loss32 = nx.sigmoid_cross_entropy(x.astype(np.float32), z.astype(np.float32),
+                                      pos_weight=pw.astype(np.float32), reduction="none")
+    np.testing.assert_allclose(loss32, expected_loss, rtol=1e-5, atol=1e-6)
+
+
+def test_a_pos_weight_per_element_is_read_in_place(monkeypatch):
+    from numba_xent import cpu
+
+    seen = []
+    kernel_call = cpu.kernel_call
+    monkeypatch.setattr(cpu, "kernel_call", lambda *a: seen.append(a) or kernel_call(*a))
+    monkeypatch.setattr(cpu, "replays", False)
+    pw = rng.uniform(0.5, 3, (5, 1))
+    nx.sigmoid_cross_entropy(X, Z, pos_weight=pw)
+    ((key, *args),) = seen
+    assert key.pos_weight and key.pw_elem and np.shares_memory(args[3], pw)
+
+
+def test_pos_weight_and_weights_that_do_not_broadcast_are_refused():
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(5,\) does not broadcast "
+                                         r"to \(5, 6\)"):
         nx.sigmoid_cross_entropy(X, Z, pos_weight=np.ones(5))
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(2, 6\) does not broadcast"):
+        nx.sigmoid_cross_entropy(X, Z, pos_weight=np.ones((2, 6)))
     with pytest.raises(ValueError, match=r"weights of shape \(6, 5\) does not broadcast"):
         nx.sigmoid_cross_entropy(X, Z, np.ones((6, 5)))
 

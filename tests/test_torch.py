@@ -223,3 +223,21 @@ def test_a_model_compiles_whole_with_the_same_losses_and_gradients():
     torch.testing.assert_close(compiled, eager, rtol=1e-14, atol=0)
     for g, e in zip(compiled_grads, eager_grads, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("pw_shape", [(5,), (1, 5), (6, 1), (6, 5)])
+def test_pos_weight_and_weight_broadcast_as_in_bce_with_logits_loss(pw_shape):
+    """``SigmoidCrossEntropyLoss`` takes every ``weight`` and ``pos_weight`` that
+    ``BCEWithLogitsLoss`` takes (a (6, 5) pos_weight included)."""
+    pw = torch.rand(*pw_shape, generator=gen, dtype=torch.float64) + 0.5
+    w = torch.rand(6, 1, generator=gen, dtype=torch.float64)
+    x = X.clone().requires_grad_()
+    loss = nxt.SigmoidCrossEntropyLoss(weight=w, pos_weight=pw)(x, Z)
+    loss.backward()
+    x_ref = X.clone().requires_grad_()
+    reference = torch.nn.BCEWithLogitsLoss(weight=w, pos_weight=pw)(x_ref, Z)
+    reference.backward()
+    torch.testing.assert_close(loss, reference, rtol=1e-13, atol=0)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-17)
+    with pytest.raises(ValueError, match=r"targets must have shape \(6, 5\), got \(6, 4\)"):
+        nxt.SigmoidCrossEntropyLoss()(x, Z[:, :4])

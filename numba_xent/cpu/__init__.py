@@ -180,12 +180,13 @@ def kernel_call(key, x, z, w, pw, g, ignore_value, smoothing, loss_scale, grad_s
     serial = rows * n < PARALLEL_MIN
     block = kernels.block_size(key.dtype)
     # g with one value per row is read per row, as it is.
-    flat = _flat_views(x, z, w, g if key.g_elem else None, elem_out, grad_out) if n < block \
-        else None
+    flat = _flat_views(x, z, w, g if key.g_elem else None, elem_out, grad_out,
+                       pw if key.pw_elem else None) if n < block else None
     tasks = None
     if flat is not None:
-        x, z, w, g_flat, elem_out, grad_out = flat
+        x, z, w, g_flat, elem_out, grad_out, pw_flat = flat
         g = g if g_flat is None else g_flat
+        pw = pw if pw_flat is None else pw_flat
         if not serial:
             tasks = kernel_tasks()
         split = (1 if serial else min(tasks, rows), n)

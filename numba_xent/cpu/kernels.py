@@ -122,6 +122,7 @@ def _block(key, flat):
         halves.get("g")))
     z_half = "z" in halves  # compared as the float32 it widens to, not as its bits
     store = _half.writer(dtype)
+    pw_at = _pos_weight_reader(key, pw_of, flat)
 
     @njit(inline="always")
     def block(x, z, w, pw, g, scale, r, b0, m, ignore_value, ls, gs, s_keep, s, e,
@@ -143,11 +144,10 @@ def _block(key, flat):
             z_raw = z[r, j]
             z_i = z_of(z_raw)
             keep = (z_i if z_half else z_raw) != ignore_value if ignore else True
+            pw_i = pw_at(pw, r, j, i) if pos_weight else one
             if flat:
-                pw_i = pw[i] if pos_weight else one
                 g_i = g_of(g[r, j]) if g_elem else (scale[i] if grad else 0.0)
             else:
-                pw_i = pw_of(pw[j]) if pos_weight else one
                 g_i = g_of(g[r, j]) if g_elem else scale
             value, dgrad = element(
                 x_of(x[r, j]) if read_x else one, e[i] if read_x else one, z_i, keep,
@@ -162,6 +162,17 @@ def _block(key, flat):
                 grad_out[r, j] = store(dgrad)
 
     return block
+
+
+def _pos_weight_reader(key, pw_of, flat):
+    """``pw_at(pw, r, j, i)``: element ``(r, j)``'s pos_weight (``i`` within its block):
+    ``pw[r, j]`` per element, else the column's, from the block's spread copy in the flat
+    loop (chosen here: each reads an array of its own rank)."""
+    if key.pw_elem:
+        return njit(inline="always")(lambda pw, r, j, i: pw_of(pw[r, j]))
+    if flat:
+        return njit(inline="always")(lambda pw, r, j, i: pw[i])
+    return njit(inline="always")(lambda pw, r, j, i: pw_of(pw[j]))
 
 
 def _constants(key):
@@ -184,7 +195,7 @@ def _buffers(key, flat):
     read_x = key.rows or key.elem or key.grad
     rows, count = key.rows, key.count
     row_scales = flat and key.grad and not key.g_elem
-    pos_weight = flat and key.pos_weight
+    pos_weight = flat and key.pos_weight and not key.pw_elem
     scale_ty = _scale_type(key)
 
     @njit(inline="always")
@@ -274,7 +285,8 @@ def _flat_kernel(key):
     """The Python function of the flat-loop kernel (see the module docstring).
 
     It takes the arguments of the row loop, but the element-indexed arrays (x,
-    z, w, an elementwise g, elem_out, grad_out) as ``(1, rows * n)`` views, and
+    z, w, a per-element pos_weight, an elementwise g, elem_out, grad_out) as
+    ``(1, rows * n)`` views, and
     ``n`` where the row loop takes ``chunk``.  Rows are never cut: ``ntasks``
     threads take contiguous runs of whole rows.
     """
@@ -287,6 +299,17 @@ def _flat_kernel(key):
     pw_of = _half.reader(dict(key.halves).get("pos_weight"), ty)
     g_of, row_store = _row_io(key)
 
+    if key.pw_elem:
+        @njit(inline="always")
+        def spread(pw, pw_block, span, n):
+            return pw  # read per element, a (1, rows * n) view like x
+    else:
+        @njit(inline="always")
+        def spread(pw, pw_block, span, n):
+            for i in range(span if pos_weight else 0):  # blocks start at a row
+                pw_block[i] = pw_of(pw[i % n])
+            return pw_block
+
     def kernel(x, z, w, pw, g, ignored, smoothing, loss_scale, grad_scale,
                rows_out, elem_out, grad_out, counts, ntasks, n):
         nrows = z.shape[1] // n
@@ -297,8 +320,7 @@ def _flat_kernel(key):
         for task in prange(ntasks):
             prefer_512bit_vectors()
             e, losses, kept, row_scale, pw_block = buffers(span)
-            for i in range(span if pos_weight else 0):  # blocks start at a row
-                pw_block[i] = pw_of(pw[i % n])
+            pw_block = spread(pw, pw_block, span, n)
             r_end = (task + 1) * nrows // ntasks
             for r0 in range(task * nrows // ntasks, r_end, per_block):
                 block_rows = min(per_block, r_end - r0)

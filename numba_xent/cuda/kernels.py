@@ -133,6 +133,14 @@ def unroll(key, epi=PLAIN):
     return UNROLL if streams + divisions + 3 * counted_rows <= 6 else UNROLL // 2
 
 
+def _pos_weight_reader(key, pw_of):
+    """``pw_at(pw, r, j)``: element ``(r, j)``'s pos_weight, per element or per column
+    (chosen here: each reads an array of its own rank)."""
+    if key.pw_elem:
+        return groups.device_function(lambda pw, r, j: pw_of(pw[r, j]))
+    return groups.device_function(lambda pw, r, j: pw_of(pw[j]))
+
+
 def build(key, epi, shuffle):
     """The Python function of the kernel for ``key`` and ``epi`` (``cuda.jit`` compiles it)."""
     (variant, dtype, weighted, pos_weight, ignore, smooth, rows, elem, grad, g_elem,
@@ -144,6 +152,7 @@ def build(key, epi, shuffle):
         halves.get("g")))
     g_row_of = _half.reader(halves.get("g"), np.float64)
     z_half = "z" in halves  # compared as the float32 it widens to, not as its bits
+    pw_at = _pos_weight_reader(key, pw_of)
     store, row_store = _half.writer(dtype), _half.writer(halves.get("rows"))
     exp, log1p = for_dtype(ty)
     element = element_function(key, log1p, logistic64 if dtype == "float64" else logistic32)
@@ -224,7 +233,7 @@ def build(key, epi, shuffle):
                             if read_x:
                                 xs[u] = x_of(x[r, j])
                                 ws[u] = w_of(w[r, j]) if weighted else one
-                                ps[u] = pw_of(pw[j]) if pos_weight else one
+                                ps[u] = pw_at(pw, r, j) if pos_weight else one
                             if grad and g_elem:
                                 gs[u] = g_of(g[r, j])
                     for u in range(U):

@@ -124,9 +124,11 @@ def unroll(key, epi=PLAIN):
     pos_weight and both divisions takes 70 at UNROLL 4, 56 at 2.  Counting the
     kept elements of the rows it sums (a second float64 accumulator, the mask,
     the chunks' kept partials) costs about three: the kernel with weights,
-    pos_weight and smoothing takes 69 at UNROLL 4.
+    pos_weight and smoothing takes 69 at UNROLL 4.  A per-element pos_weight
+    counts twice (its row's address too): the fused elementwise kernel with
+    weights and one took 70 at UNROLL 4.
     """
-    streams = (2 + key.weighted + key.pos_weight + (key.grad and key.g_elem)
+    streams = (2 + key.weighted + key.pos_weight + key.pw_elem + (key.grad and key.g_elem)
                + key.elem + key.grad)
     divisions = (epi.g_op is not None) + (epi.finish_op is not None)
     counted_rows = key.count and key.rows

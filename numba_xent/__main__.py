@@ -34,7 +34,7 @@ def numpy_grad(x, z, w):
 
 
 def median_time(fn, repeat):
-    fn()  # compile (or load from the cache) and warm up
+    fn()  # compile and warm up
     times = []
     for _ in range(repeat):
         start = time.perf_counter()

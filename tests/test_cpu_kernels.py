@@ -1,7 +1,7 @@
 """The CPU kernels' code generation and work split.
 
-The kernels cache to disk, and Numba refuses to show the assembly of cached
-code, so the checks here recompile a kernel's Python function uncached.
+A small call runs the serial build of its kernel; the checks here compile the
+parallel build of the same Python function, which large inputs run.
 """
 
 import re

@@ -21,7 +21,9 @@ Each must show:
   blocks run at 50% occupancy or more on sm_90), and ``exp`` once per element.
 
 The compiler runs in subprocesses, started when this module is collected so
-that they compile while the rest of the suite runs: this process may be
+that they compile while the rest of the suite runs (under pytest-xdist by one
+worker, which publishes their answers to files for whichever worker runs the
+tests here): this process may be
 running Numba's simulator (tests/test_cuda.py switches it on), which has no
 compiler.  The same subprocess checks the zero-copy views of real (not
 simulated) Numba device arrays.  Run as a script, this file is that
@@ -38,6 +40,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -385,24 +389,50 @@ def ptxas(ptx, nvjitlink):
 
 # -- the tests ---------------------------------------------------------------------
 
-# The subprocess (this file run as a script) compiles what it is sent.
-JOBS = jobs() if __name__ != "__main__" else []
-WORKERS = max(1, min(4, os.cpu_count() or 1))
-if __name__ != "__main__":  # compile while the rest of the suite runs
-    VIEWS = ("views", ["views"], [])  # rides with the first batch
-    _PROCS = [start([VIEWS] * (i == 0) + JOBS[i::WORKERS], compiler_env(os.environ))
-              for i in range(WORKERS)]
+def publish(proc, path):
+    """Write ``proc``'s answer to ``path`` once it is complete (renamed into place, so a
+    reader never sees half of it)."""
+    answer = finish(proc)
+    part = path.with_suffix(".part")
+    part.write_text(json.dumps(answer))
+    part.replace(path)
 
 
-@pytest.fixture(scope="module")
-def compiled():
+def answers(paths, timeout=3600):
+    """The compilers' answers, merged; waits for them to be published."""
+    deadline = time.monotonic() + timeout
     results = {}
-    for proc in _PROCS:
-        answer = finish(proc)
+    for path in paths:
+        while not path.exists():
+            assert time.monotonic() < deadline, f"no compiler answer in {path} after {timeout} s"
+            time.sleep(0.5)
+        answer = json.loads(path.read_text())
         if "unavailable" in answer:
             pytest.skip(answer["unavailable"])
         results.update(answer)
     return results
+
+
+# The subprocesses (this file run as a script) compile what they are sent, while the
+# rest of the suite runs.  Under pytest-xdist one worker starts them (every worker
+# imports this module) and whichever runs these tests reads their published answers.
+JOBS = jobs() if __name__ != "__main__" else []
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+if __name__ != "__main__":
+    _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    _ANSWERS = [pathlib.Path(tempfile.gettempdir()) / f"numba_xent_ptx_{_RUN}_{i}.json"
+                for i in range(WORKERS)]
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+        VIEWS = ("views", ["views"], [])  # rides with the first batch
+        for i, path in enumerate(_ANSWERS):
+            proc = start([VIEWS] * (i == 0) + JOBS[i::WORKERS], compiler_env(os.environ))
+            threading.Thread(target=publish, args=(proc, path), daemon=True).start()
+            atexit.register(path.unlink, missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return answers(_ANSWERS)
 
 
 def test_the_compiler_guard_can_answer_both_ways(compiled):

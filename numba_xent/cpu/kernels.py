@@ -77,11 +77,8 @@ def get(key, parallel=True, flat=False):
     kernel = _KERNELS.get((key, parallel, flat))
     if kernel is None:
         build = _flat_kernel if flat else _rows_kernel
-        kernel = build(key)
-        if not parallel:
-            # Numba's cache key ignores ``parallel``: the serial build gets its own files.
-            kernel.__qualname__ += "_serial"
-        kernel = _KERNELS[key, parallel, flat] = cpu_jit(kernel, parallel=parallel)
+        kernel = _KERNELS[key, parallel, flat] = cpu_jit(build(key), (key, parallel, flat),
+                                                         parallel=parallel)
     return kernel
 
 

@@ -41,11 +41,9 @@ device_function = cuda.jit(device=True) if SIMULATOR else njit(inline="always")
 
 
 def jit(fn):
-    """``cuda.jit`` with on-disk caching where a cache folder is writable."""
-    try:
-        return cuda.jit(cache=True)(fn)
-    except RuntimeError:  # a read-only install without NUMBA_CACHE_DIR
-        return cuda.jit(fn)
+    """``cuda.jit``, not cached on disk: kernels are closures, whose cache entries no
+    other process finds (see numba_xent._jit.cpu_jit)."""
+    return cuda.jit(fn)
 
 
 WARP = 32

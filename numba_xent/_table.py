@@ -11,9 +11,18 @@ import functools
 import inspect
 from typing import NamedTuple
 
-from . import caffe2, chainer, general, paddle, tf
+from . import asymmetric, caffe2, chainer, focal, general, paddle, tf
 
 MODULES = {"caffe2": caffe2, "chainer": chainer, "paddle": paddle, "tf": tf, "": general}
+# The general API (front ""), one module per loss.
+_GENERAL = {name: module for module in (general, focal, asymmetric)
+            for name, value in vars(module).items()
+            if callable(value) and getattr(value, "__module__", None) == module.__name__}
+
+
+def module(front, name):
+    """The module that defines ``numba_xent.<front>.<name>``."""
+    return _GENERAL[name] if front == "" else MODULES[front]
 
 
 class Entry(NamedTuple):
@@ -24,7 +33,7 @@ class Entry(NamedTuple):
 
     @property
     def function(self):
-        return getattr(MODULES[self.front], self.name)
+        return getattr(module(self.front, self.name), self.name)
 
     @property
     def signature(self):
@@ -62,12 +71,12 @@ class Entry(NamedTuple):
     def plan(self, pick, arguments):
         """``(backend, Plan)`` for the function's bound ``arguments`` (a dict), via ``pick``."""
         kwargs = {self.rename.get(k, k): v for k, v in arguments.items()}
-        return MODULES[self.front]._plan(pick, **kwargs, **self.fixed)
+        return module(self.front, self.name)._plan(pick, **kwargs, **self.fixed)
 
 
 @functools.cache
 def _signature(front, name, drop=()):
-    signature = inspect.signature(getattr(MODULES[front], name))
+    signature = inspect.signature(getattr(module(front, name), name))
     return signature.replace(parameters=[p for p in signature.parameters.values()
                                          if p.name not in drop])
 
@@ -102,4 +111,10 @@ TABLE = (
     Entry("", "sigmoid_cross_entropy"),
     Entry("", "sigmoid_cross_entropy_grad", {**_GRAD, **_BOTH}, {"out": "grad"}),
     Entry("", "sigmoid_cross_entropy_and_grad", _BOTH),
+    Entry("", "sigmoid_focal_loss"),
+    Entry("", "sigmoid_focal_loss_grad", {**_GRAD, **_BOTH}, {"out": "grad"}),
+    Entry("", "sigmoid_focal_loss_and_grad", _BOTH),
+    Entry("", "asymmetric_loss"),
+    Entry("", "asymmetric_loss_grad", {**_GRAD, **_BOTH}, {"out": "grad"}),
+    Entry("", "asymmetric_loss_and_grad", _BOTH),
 )

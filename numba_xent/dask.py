@@ -52,6 +52,9 @@ REDUCTIONS = _general.REDUCTIONS
 
 __all__ = [
     "REDUCTIONS",
+    "asymmetric_loss",
+    "asymmetric_loss_and_grad",
+    "asymmetric_loss_grad",
     "caffe2",
     "chainer",
     "from_npy",
@@ -59,6 +62,9 @@ __all__ = [
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_and_grad",
     "sigmoid_cross_entropy_grad",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_and_grad",
+    "sigmoid_focal_loss_grad",
     "tf",
 ]
 
@@ -356,6 +362,13 @@ paddle = _Namespace("paddle", "numba_xent.paddle over Dask arrays.")
 tf = _Namespace("tf", "numba_xent.tf (TensorFlow v1 losses) over Dask arrays.")
 tf.Reduction = _tf.Reduction
 
-sigmoid_cross_entropy = _mirror(_table.TABLE[-3])
-sigmoid_cross_entropy_grad = _mirror(_table.TABLE[-2])
-sigmoid_cross_entropy_and_grad = _mirror(_table.TABLE[-1])
+_GENERAL = {e.name: _mirror(e) for e in _table.TABLE if e.front == ""}
+sigmoid_cross_entropy = _GENERAL["sigmoid_cross_entropy"]
+sigmoid_cross_entropy_grad = _GENERAL["sigmoid_cross_entropy_grad"]
+sigmoid_cross_entropy_and_grad = _GENERAL["sigmoid_cross_entropy_and_grad"]
+sigmoid_focal_loss = _GENERAL["sigmoid_focal_loss"]
+sigmoid_focal_loss_grad = _GENERAL["sigmoid_focal_loss_grad"]
+sigmoid_focal_loss_and_grad = _GENERAL["sigmoid_focal_loss_and_grad"]
+asymmetric_loss = _GENERAL["asymmetric_loss"]
+asymmetric_loss_grad = _GENERAL["asymmetric_loss_grad"]
+asymmetric_loss_and_grad = _GENERAL["asymmetric_loss_and_grad"]

@@ -33,6 +33,7 @@ import numbers
 
 from . import _checks
 from ._dispatch import backend
+from ._formulas import PLAIN
 from ._plan import CONSTANT, ELEM, KEPT, KEPT_ROWS, ROW_SUMS, TOTAL, Divisor, Plan
 from ._runner import run
 from ._types import Array, ArrayLike
@@ -95,7 +96,9 @@ def sigmoid_cross_entropy_and_grad(
 
 def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_index,
           reduction, *, grad_output=None, out=None, grad=None, want_loss=True,
-          want_grad=False):
+          want_grad=False, variant=PLAIN):
+    """The plan of a general-API call; ``variant``: the loss (``_formulas``: the plain
+    BCE, or a :class:`~numba_xent._formulas.Focal` or ``Asymmetric`` one)."""
     loss = _LOSSES.get(reduction) if type(reduction) is str else None
     if loss is None:
         _checks.choice("reduction", reduction, REDUCTIONS)  # raises
@@ -128,6 +131,7 @@ def _plan(pick, logits, targets, weights, pos_weight, label_smoothing, ignore_in
             by, value = CONSTANT, x.size if reduction == "mean" else n
         divisor, g_divisor = _means(by, value)
     return be, Plan(logits, x, z, _NAMES if want_loss else _GRAD_NAMES, weights=w,
+                    variant=variant,
                     pos_weight=pw, smoothing=float(label_smoothing), ignore_value=ignore_index,
                     loss=loss if want_loss else None, loss_divisor=divisor, g=g,
                     g_elem=loss == ELEM, g_divisor=g_divisor, out=out, grad=grad)

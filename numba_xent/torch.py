@@ -224,6 +224,8 @@ def _autograd(front, name):
 
 
 sigmoid_cross_entropy = _autograd("", "sigmoid_cross_entropy")
+sigmoid_focal_loss = _autograd("", "sigmoid_focal_loss")
+asymmetric_loss = _autograd("", "asymmetric_loss")
 caffe2_sigmoid_cross_entropy_with_logits = _autograd(
     "caffe2", "sigmoid_cross_entropy_with_logits")
 caffe2_weighted_sigmoid_cross_entropy_with_logits = _autograd(
@@ -249,6 +251,41 @@ class SigmoidCrossEntropyLoss(torch.nn.Module):
         return sigmoid_cross_entropy(input, target, self.weight, pos_weight=self.pos_weight,
                                      label_smoothing=self.label_smoothing,
                                      ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class SigmoidFocalLoss(torch.nn.Module):
+    """``torchvision.ops.sigmoid_focal_loss`` as a module (its argument names), with
+    ``weight``, ``pos_weight``, ``label_smoothing`` and ``ignore_index`` as in
+    :class:`SigmoidCrossEntropyLoss`.  torchvision's function defaults to
+    ``reduction="none"``; this module, like ``BCEWithLogitsLoss``, to ``"mean"``."""
+
+    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", weight=None, pos_weight=None,
+                 label_smoothing=0.0, ignore_index=None):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+        self.alpha, self.gamma, self.reduction = alpha, gamma, reduction
+        self.label_smoothing, self.ignore_index = label_smoothing, ignore_index
+
+    def forward(self, inputs, targets):
+        return sigmoid_focal_loss(inputs, targets, self.weight, alpha=self.alpha,
+                                  gamma=self.gamma, pos_weight=self.pos_weight,
+                                  label_smoothing=self.label_smoothing,
+                                  ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class AsymmetricLoss(torch.nn.Module):
+    """The reference ``AsymmetricLoss`` (its argument names; the gradient through the
+    focusing weight).  The reference returns ``-loss.sum()``: ``reduction="sum"``."""
+
+    def __init__(self, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8, reduction="mean"):
+        super().__init__()
+        self.gamma_neg, self.gamma_pos, self.clip, self.eps = gamma_neg, gamma_pos, clip, eps
+        self.reduction = reduction
+
+    def forward(self, x, y):
+        return asymmetric_loss(x, y, gamma_neg=self.gamma_neg, gamma_pos=self.gamma_pos,
+                               clip=self.clip, eps=self.eps, reduction=self.reduction)
 
 
 class Caffe2SigmoidCrossEntropyWithLogits(torch.nn.Module):

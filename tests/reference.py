@@ -109,3 +109,102 @@ def coefficient_form(x, z, variant="plain", pos_weight=1, smoothing=0.0):
     grad = np.where(x >= 0, p - k * t, k * t - q)
     return loss, grad, np.abs(linear) + np.abs(k * sp), np.abs(k * t) + np.maximum(np.abs(p),
                                                                                      np.abs(q))
+
+
+def _bce_long(x, z, pw):
+    """BCE-with-logits and its d/dx in long double (as :func:`bce_with_logits`)."""
+    lw = 1 + (pw - 1) * z
+    with np.errstate(over="ignore"):
+        softplus_pos, softplus_neg = np.logaddexp(L(0), x), np.logaddexp(L(0), -x)
+        p, q = 1 / (1 + np.exp(-x)), 1 / (1 + np.exp(x))
+    low = z <= 0.5
+    with np.errstate(invalid="ignore"):  # inf * 0 where the other branch is taken
+        loss = np.where(low, lw * softplus_pos - pw * z * x, (1 - z) * x + lw * softplus_neg)
+    grad = np.where(low, lw * p - pw * z, (1 - z) - lw * q)
+    return loss, grad, p, q
+
+
+def focal(x, z, alpha=0.25, gamma=2.0, pos_weight=1, smoothing=0.0):
+    """torchvision's sigmoid_focal_loss elementwise and its d/dx, in long double::
+
+        alpha_t (1 - p_t)**gamma BCE,   1 - p_t = z (1 - p) + (1 - z) p
+
+    (the derivative by the product rule, ``d(1 - p_t)/dx = (1 - 2z) p (1 - p)``), with
+    the sizes a float32 evaluation is accurate relative to: ``alpha_t (1 - p_t)**gamma``
+    times the BCE's terms (:func:`coefficient_form`), plus the result times ``gamma (1 +
+    |log(1 - p_t)|)`` ulps for the power, whose exponent ``gamma log(1 - p_t)`` is known
+    to a few ulps of its size (an ulp of ``x`` moves it that much where ``|x|`` is large).
+    """
+    x, z = np.asarray(x, L), np.asarray(z, L)
+    pw = np.asarray(pos_weight, L)
+    if smoothing:
+        z = z * (1 - L(smoothing)) + L(smoothing) / 2
+    bce, dbce, p, q = _bce_long(x, z, pw)
+    m = z * q + (1 - z) * p
+    at = L(1) if alpha is None or alpha < 0 else alpha * z + (1 - L(alpha)) * (1 - z)
+    g = L(gamma)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        f = np.where(m > 0, m ** g, L(0) if gamma else L(1))
+        # d(m**g)/dx = g m**(g - 1) dm/dx, dm/dx = (1 - 2z) p q: 0 with m at m = 0
+        df = np.where(m > 0, g * m ** (g - 1) * (1 - 2 * z) * p * q, L(0))
+        dbf = np.where(df == 0, L(0), df * bce)  # its limit 0 where bce is infinite
+        loss, grad = at * f * bce, at * (dbf + f * dbce)
+        _, _, terms_l, terms_g = coefficient_form(x, z, "plain", pw)
+        power = np.where(m > 0, g * (1 + np.abs(np.log(m))), L(0))
+        ratio = np.where(m > 0, g * np.abs(1 - 2 * z) * p * q / m, L(0))
+    terms_loss = np.abs(at) * f * (terms_l + np.abs(bce) * power)
+    terms_grad = np.abs(at) * f * (terms_g + np.where(ratio == 0, 0, ratio * terms_l)
+                                   + np.abs(dbf / np.where(f == 0, 1, f) + dbce) * power)
+    return loss, grad, terms_loss, terms_grad
+
+
+def asymmetric(x, z, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, eps=1e-8, with_weight=False):
+    """The reference AsymmetricLoss elementwise and its autograd d/dx, in long double::
+
+        -(z log(max(p, eps)) + (1 - z) log(max(p_m, eps))) (1 - p_t)**gamma_z
+
+    ``p_m = min(1 - p + clip, 1)``; a clamp that holds passes no gradient, and the
+    focusing weight's does pass (``disable_torch_grad_focal_loss=False``).  ``1 - p``
+    is ``1 / (1 + exp(x))`` and ``1 - p_m`` is ``p - clip``: no subtraction of a
+    probability from 1.  ``with_weight``: the focusing weight ``(1 - p_t)**gamma_z`` too,
+    last.  With the sizes a float32 evaluation is accurate relative to:
+    the weight times the log terms' sizes, plus the result times ``gamma_z (1 +
+    |log(1 - p_t)| + terms(1 - p_t) / (1 - p_t))`` ulps for the power (as :func:`focal`;
+    ``1 - p_m = p - clip`` cancels where ``p`` is near ``clip``).
+    """
+    x, z = np.asarray(x, L), np.asarray(z, L)
+    with np.errstate(over="ignore"):
+        p, pn = 1 / (1 + np.exp(-x)), 1 / (1 + np.exp(x))
+    if clip is not None and clip > 0:
+        free = pn + L(clip) <= 1
+        pm = np.where(free, pn + L(clip), L(1))
+        rest, drest = np.where(free, p - L(clip), L(0)), np.where(free, p * pn, L(0))
+        dpm = np.where(free, -p * pn, L(0))
+    else:
+        pm, rest, drest, dpm = pn, p, p * pn, -p * pn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # log p = -log(1 + exp(-x)) and log(1 - p) exactly, not the log of a p near 1
+        l1 = np.maximum(-np.logaddexp(L(0), -x), np.log(L(eps)))
+        l2 = np.log(np.maximum(pm, L(eps))) if clip is not None and clip > 0 else \
+            np.maximum(-np.logaddexp(L(0), x), np.log(L(eps)))
+        dl1 = np.where(p >= eps, pn, L(0))  # d log p / dx = 1 - p
+        dl2 = np.where(pm >= eps, dpm / pm, L(0))
+        a = z * l1 + (1 - z) * l2
+        da = z * dl1 + (1 - z) * dl2
+        base = z * pn + (1 - z) * rest
+        dbase = -z * p * pn + (1 - z) * drest
+        gz = gamma_pos * z + gamma_neg * (1 - z)
+        w = np.where(gz == 0, L(1), np.where(base > 0, base ** gz, L(0)))
+        # d(base**gz)/dx = gz base**(gz - 1) dbase, 0 where gz = 0 and (its limit) at base = 0
+        dw = np.where((gz == 0) | (base == 0), L(0), gz * base ** (gz - 1) * dbase)
+        adw = np.where(dw == 0, L(0), a * dw)
+        loss, grad = -a * w, -(da * w + adw)
+        # the power's exponent gz log(base), base a sum of terms (p - clip cancels near clip)
+        base_terms = z * pn + (1 - z) * (p + (L(clip) if clip is not None and clip > 0 else 0))
+        power = np.where(base > 0, gz * (1 + np.abs(np.log(base)) + base_terms / base), L(0))
+        # base' = (1 - z) d(1 - p_m)/dx - z p (1 - p): two terms, of opposite signs
+        ratio = np.where(base > 0, gz * (z * p * pn + (1 - z) * drest) / base, L(0))
+    terms_loss = w * (z * np.abs(l1) + (1 - z) * np.abs(l2)) * (1 + power)
+    terms_grad = w * (z * np.abs(dl1) + (1 - z) * np.abs(dl2)
+                      + np.where(ratio == 0, 0, np.abs(a) * ratio)) + np.abs(grad) * power
+    return (loss, grad, terms_loss, terms_grad) + ((w,) if with_weight else ())

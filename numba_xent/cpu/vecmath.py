@@ -100,8 +100,6 @@ Caveats
   2**-126 for float32, 2**-1022 for float64).
 * Producing a subnormal result (``t < -87.3`` in float32, ``t < -708.4`` in
   float64) costs a microcode assist on Intel CPUs (~100 cycles per vector).
-* ``cache=True`` callers: Numba's cache is keyed on the caller's file, so after
-  editing this module clear the callers' caches.
 """
 
 import numpy as np
@@ -110,7 +108,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-__all__ = ["exp_nonpos", "for_dtype", "log1p_unit", "prefer_512bit_vectors"]
+__all__ = ["exp_nonpos", "for_dtype", "log1p_unit", "log_for_dtype", "log_unit",
+           "prefer_512bit_vectors"]
 
 
 # --------------------------------------------------------------------------
@@ -182,6 +181,34 @@ def _pow2_offset_minus(typingctx, y):
         return builder.bitcast(e, args[0].type)
 
     return y(y), codegen
+
+
+@intrinsic
+def _split_unit(typingctx, u):
+    """``(f, k)`` with ``u = f * 2**k``, ``f`` in [sqrt(1/2), sqrt(2)), ``k`` as a float, for a
+    positive normal ``u``: adding ``bits(1) - bits(sqrt(1/2))`` carries the mantissas from
+    sqrt(1/2) up into the next exponent, so the exponent field is ``k`` (one add, one
+    shift, one mask, one add back)."""
+    if not _float_type(u):
+        return None
+
+    def codegen(context, builder, sig, args):
+        width, mbits, bias, _ = _FMT[sig.args[0].bitwidth]
+        ity = ir.IntType(width)
+        low = _SQRT_HALF_BITS[width]
+        ui = builder.add(builder.bitcast(args[0], ity), ir.Constant(ity, (bias << mbits) - low))
+        k = builder.sub(builder.ashr(ui, ir.Constant(ity, mbits)), ir.Constant(ity, bias))
+        f = builder.add(builder.and_(ui, ir.Constant(ity, (1 << mbits) - 1)),
+                        ir.Constant(ity, low))
+        fty = args[0].type
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.bitcast(f, fty), builder.sitofp(k, fty)])
+
+    return types.UniTuple(u, 2)(u), codegen
+
+
+_SQRT_HALF_BITS = {32: int(np.float32(np.sqrt(0.5)).view(np.int32)),
+                   64: int(np.float64(np.sqrt(0.5)).view(np.int64))}
 
 
 # exp(-a) = 2**-k exp(-u) is computed as (2**-OFFSET exp(-u)) * 2**(OFFSET - k): the
@@ -281,6 +308,14 @@ _L64_Q18 = f64(0.00018756420832252563)
 _L64_Q19 = f64(2.51199205294349e-05)
 _L64_Q0_LO = f64(2.3190468138462996e-17)  # Q0 + Q0_LO = log(2) - 1
 
+# log of (0, 1]: log1p(m) = 2 atanh(s), s = m / (2 + m), |s| <= 3 - 2 sqrt(2), whose series
+# 2 s + s w T(w), w = s**2, T(w) = sum_j 2 w**j / (2j + 3), is cut where its tail is below
+# 2**-29 (float32: 5 terms, tail w**5 / 13 < 1.7e-9) and 2**-60 (float64: 11 terms).
+_G32_T = tuple(f32(2.0 / (2 * j + 3)) for j in range(5))
+_G64_T = tuple(f64(2.0 / (2 * j + 3)) for j in range(11))
+_G32_TINY, _G32_SCALE, _G32_SCALE_K = f32(2.0**-126), f32(2.0**24), f32(24.0)
+_G64_TINY, _G64_SCALE, _G64_SCALE_K = f64(2.0**-1022), f64(2.0**54), f64(54.0)
+
 
 # --------------------------------------------------------------------------
 # Implementations (compiled by Numba through the overloads below)
@@ -359,12 +394,44 @@ def _log1p64(u):
     return _madd(u, a, u)  # u + u^2 Q(u)
 
 
+def _log_unit_of(ty, t, tiny, scale, scale_k, ln2_hi, ln2_lo):
+    """The ``log_unit`` arithmetic for one float type (see the module docstring)."""
+    one, two, ninf, nan = ty(1.0), ty(2.0), ty(-np.inf), ty(np.nan)
+    last = len(t) - 1
+
+    def log_unit_impl(u):
+        small = u < tiny  # subnormal: scaled into the normal range first, exactly
+        f, kf = _split_unit(u * scale if small else u)
+        kf = kf - scale_k if small else kf
+        m = f - one  # exact: f in [sqrt(1/2), sqrt(2))
+        s = m / (two + m)
+        w = s * s
+        r = t[last]
+        for j in range(last - 1, -1, -1):  # a constant trip count: LLVM unrolls it
+            r = _madd(r, w, t[j])
+        lp = _madd(-s, _madd(-r, w, m), m)  # log1p(m) = m - s (m - w T(w))
+        y = _madd(kf, ln2_hi, _madd(kf, ln2_lo, lp))  # k ln2_hi exact
+        return y if u > 0 else (ninf if u == 0 else nan)  # NaN and u < 0 give NaN
+
+    return log_unit_impl
+
+
+_log32 = _log_unit_of(f32, _G32_T, _G32_TINY, _G32_SCALE, _G32_SCALE_K, _E32_LN2_HI,
+                      _E32_LN2_LO)
+_log64 = _log_unit_of(f64, _G64_T, _G64_TINY, _G64_SCALE, _G64_SCALE_K, _E64_LN2_HI,
+                      _E64_LN2_LO)
+
+
 def _exp_int(t):
     return exp_nonpos(np.float64(t))
 
 
 def _log1p_int(u):
     return log1p_unit(np.float64(u))
+
+
+def _log_int(u):
+    return log_unit(np.float64(u))
 
 
 # --------------------------------------------------------------------------
@@ -389,6 +456,15 @@ def log1p_unit(u):
     return _log1p_unit_py(u)
 
 
+def log_unit(u):
+    """``log(u)`` for ``0 <= u <= 1`` (or NaN); float32 in -> float32 out.
+
+    Meant for ``@njit`` code, where it is inlined (see the module docstring).
+    Called from Python it runs a jitted scalar wrapper (returns a Python float).
+    """
+    return _log_unit_py(u)
+
+
 def _select(ty, impl32, impl64, impl_int):
     if isinstance(ty, types.Float):
         if ty.bitwidth == 32:
@@ -411,10 +487,24 @@ def _ol_log1p_unit(u):
     return _select(u, _log1p32, _log1p64, _log1p_int)
 
 
+@overload(log_unit, inline="always", target="cpu")
+def _ol_log_unit(u):
+    return _select(u, _log32, _log64, _log_int)
+
+
 _JITTED = {
     "float32": (njit(inline="always")(_exp32), njit(inline="always")(_log1p32)),
     "float64": (njit(inline="always")(_exp64), njit(inline="always")(_log1p64)),
 }
+
+
+_LOGS = {"float32": njit(inline="always")(_log32), "float64": njit(inline="always")(_log64)}
+
+
+def log_for_dtype(dtype):
+    """``log_unit`` for a float32 or float64 ``dtype`` as a plain ``njit(inline='always')``
+    function (as :func:`for_dtype` gives ``exp_nonpos`` and ``log1p_unit``)."""
+    return _LOGS[np.dtype(dtype).name]
 
 
 def for_dtype(dtype):
@@ -433,3 +523,8 @@ def _exp_nonpos_py(t):
 @njit
 def _log1p_unit_py(u):
     return log1p_unit(u)
+
+
+@njit
+def _log_unit_py(u):
+    return log_unit(u)

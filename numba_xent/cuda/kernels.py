@@ -37,7 +37,7 @@ from numba import cuda, float64, njit, types
 from .._formulas import element_function
 from .. import _half
 from .._half import compute_dtype
-from ..cpu.vecmath import for_dtype
+from ..cpu.vecmath import for_dtype, log_for_dtype
 from . import groups
 from .arrays import SIMULATOR
 from .epilogue import operation
@@ -157,7 +157,8 @@ def build(key, epi, shuffle):
     pw_at = _pos_weight_reader(key, pw_of)
     store, row_store = _half.writer(dtype), _half.writer(halves.get("rows"))
     exp, log1p = for_dtype(ty)
-    element = element_function(key, log1p, logistic64 if dtype == "float64" else logistic32)
+    element = element_function(key, log1p, logistic64 if dtype == "float64" else logistic32,
+                               exp, log_for_dtype(ty))
     f64 = np.float64
     read_x = rows or elem or grad
     group_sum = groups.sum_shuffle if shuffle else groups.sum_shared

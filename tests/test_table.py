@@ -9,6 +9,7 @@ import inspect
 import numpy as np
 import pytest
 
+import numba_xent
 from numba_xent import _dispatch, _runner, _table
 
 PUBLIC = {
@@ -20,24 +21,32 @@ PUBLIC = {
     "chainer": ["sigmoid_cross_entropy", "sigmoid_cross_entropy_grad"],
     "paddle": ["sigmoid_cross_entropy_with_logits", "sigmoid_cross_entropy_with_logits_grad"],
     "tf": ["sigmoid_cross_entropy", "sigmoid_cross_entropy_grad"],
-    "": ["sigmoid_cross_entropy", "sigmoid_cross_entropy_grad", "sigmoid_cross_entropy_and_grad"],
+    "": ["sigmoid_cross_entropy", "sigmoid_cross_entropy_grad", "sigmoid_cross_entropy_and_grad",
+         "sigmoid_focal_loss", "sigmoid_focal_loss_grad", "sigmoid_focal_loss_and_grad",
+         "asymmetric_loss", "asymmetric_loss_grad", "asymmetric_loss_and_grad"],
 }
+# The general API ("") is one module per loss.
+GENERAL = ("general", "focal", "asymmetric")
 
 
 def test_the_table_lists_every_public_function_once():
     listed = sorted((e.front, e.name) for e in _table.TABLE)
     assert listed == sorted((front, name) for front, names in PUBLIC.items() for name in names)
     for front, names in PUBLIC.items():
-        module = _table.MODULES[front]
-        public = {k for k, v in vars(module).items()
+        modules = [getattr(numba_xent, m) for m in GENERAL] if front == "" else \
+            [_table.MODULES[front]]
+        public = {k for module in modules for k, v in vars(module).items()
                   if inspect.isfunction(v) and not k.startswith("_") and v.__module__ ==
                   module.__name__}
         assert public == set(names), front
+        for name in names:
+            assert getattr(numba_xent if front == "" else _table.MODULES[front], name) is \
+                _table.module(front, name).__dict__[name]
 
 
 @pytest.mark.parametrize("entry", _table.TABLE, ids=lambda e: f"{e.front}.{e.name}")
 def test_each_entry_binds_its_planner(entry):
-    planner = inspect.signature(_table.MODULES[entry.front]._plan)
+    planner = inspect.signature(_table.module(entry.front, entry.name)._plan)
     arguments = {entry.rename.get(k, k): p.default for k, p in entry.signature.parameters.items()}
     planner.bind(_dispatch.backend, **arguments, **entry.fixed)  # TypeError if it does not
 

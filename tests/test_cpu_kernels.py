@@ -10,6 +10,7 @@ import numba
 import numpy as np
 import pytest
 
+import numba_xent as nx
 from numba_xent import caffe2, cpu, general
 from numba_xent._jit import CPU_OPTIONS
 from numba_xent.cpu import kernels
@@ -53,6 +54,24 @@ def test_the_element_loops_are_vectorised_prefetched_without_libm_calls(op, dtyp
     assert len(wide) >= 40, f"only {len(wide)} packed ymm/zmm instructions"
     # Without the software prefetch the big-input loops wait on memory (see cpu/prefetch.py).
     assert re.search(r"\bprefetcht0\b", asm)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ["focal, gamma 2", "focal, gamma 2.5", "asymmetric"])
+def test_the_focusing_losses_element_loops_are_vectorised_without_libm_calls(loss, dtype):
+    """Their powers and logs are vecmath's exp and log_unit, inlined (no libm call), and
+    the fused element loop stays vectorised."""
+    x = np.zeros((4, 700), dtype)
+    z = np.zeros((4, 700), np.uint8)
+    calls = {
+        "focal, gamma 2": lambda: nx.sigmoid_focal_loss_and_grad(x, z, gamma=2.0),
+        "focal, gamma 2.5": lambda: nx.sigmoid_focal_loss_and_grad(x, z, gamma=2.5),
+        "asymmetric": lambda: nx.asymmetric_loss_and_grad(x, z),
+    }
+    asm = asm_of_kernel_for(calls[loss])
+    assert not LIBM.search(asm), LIBM.search(asm).group(0)
+    wide = packed(asm, "z") + packed(asm, "y")
+    assert len(wide) >= 40, f"only {len(wide)} packed ymm/zmm instructions"
 
 
 @pytest.mark.parametrize("rows, n", [(1, 100_000), (3, 33_333), (17, 5000), (5000, 3)])

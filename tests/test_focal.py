@@ -41,7 +41,7 @@ def inputs(dtype, shape, seed=1):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 3.7, 10.0])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 10.0])  # no power, exp and log, products
 @pytest.mark.parametrize("alpha", [0.25, None])
 def test_focal_loss_and_gradient_of_every_element_are_within_the_bars(alpha, gamma, dtype):
     x, z = inputs(dtype, (1000, 12))

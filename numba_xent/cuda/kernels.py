@@ -128,11 +128,19 @@ def unroll(key, epi=PLAIN):
     counts twice (its row's address too): the fused elementwise kernel with
     weights and one took 70 at UNROLL 4.
     """
+    # The focal and asymmetric losses' element bodies hold several streams' worth more
+    # per element (the power, the ratio, their operands and divisions): fused,
+    # elementwise and weighted, float32 took 75-82 registers at UNROLL 4, 64-69 at 2,
+    # 50-66 at 1 (their IEEE divisions are ptxas subroutines).
+    focusing = 0 if type(key.variant) is int else 3
     streams = (2 + key.weighted + key.pos_weight + key.pw_elem + (key.grad and key.g_elem)
-               + key.elem + key.grad)
+               + key.elem + key.grad + focusing)
     divisions = (epi.g_op is not None) + (epi.finish_op is not None)
     counted_rows = key.count and key.rows
-    return UNROLL if streams + divisions + 3 * counted_rows <= 6 else UNROLL // 2
+    load = streams + divisions + 3 * counted_rows
+    if load <= 6:
+        return UNROLL
+    return UNROLL // 4 if focusing and load > 7 else UNROLL // 2
 
 
 def _pos_weight_reader(key, pw_of):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import numba_xent
+import reference
 from numba_xent import chainer, paddle, tf
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
@@ -46,7 +47,7 @@ def assert_matches(framework, got, expected, dtype, scale):
     assert got.shape == expected.shape
     if np.ndim(scale) and np.shape(scale) != got.shape:
         scale = np.max(scale, initial=0.0)
-    rtol = RTOL["float32" if framework == "tf" else dtype]
+    rtol = RTOL["float32" if framework in ("tf", "asl") else dtype]
     atol = 8 * np.finfo(dtype).eps * np.asarray(scale, np.float64)
     error = np.abs(got - expected)
     assert np.all(error <= rtol * np.abs(expected) + atol), (
@@ -138,6 +139,50 @@ def test_general_api_against_torch(params, dtype, inputs, outputs, tags):
     assert_matches("torch", grad, outputs["grad"], dtype, grad_scale(g, w, np.maximum(pw, 1)))
 
 
+@pytest.mark.parametrize("params, dtype, inputs, outputs, tags", cases("focal"))
+def test_focal_loss_against_torchvision(params, dtype, inputs, outputs, tags):
+    """torchvision's sigmoid_focal_loss and its autograd gradient.  Where torchvision's
+    gradient is NaN or inf (a power gamma < 1 of 1 - p_t = 0: p rounded to 1), ours is
+    finite: its limit."""
+    x, t, g = inputs["inputs"], inputs["targets"], inputs["grad_output"]
+    loss, grad = numba_xent.sigmoid_focal_loss_and_grad(x, t, grad_output=g, **params)
+    assert loss.dtype == grad.dtype == x.dtype
+    assert_matches("focal", loss, outputs["loss"], dtype, element_scale(x))
+    theirs = outputs["grad"]
+    finite = np.isfinite(theirs)
+    assert np.all(np.isfinite(grad)) and (finite.all() or "grad" in tags["nonfinite_outputs"])
+    scale = grad_scale(g) * (1 + params["gamma"] * element_scale(x))
+    assert_matches("focal", grad[finite], theirs[finite], dtype, scale[finite])
+
+
+@pytest.mark.parametrize("params, dtype, inputs, outputs, tags", cases("asl"))
+def test_asymmetric_loss_against_the_reference(params, dtype, inputs, outputs, tags):
+    """The ASL reference (timm's AsymmetricLossMultiLabel, the gradient through the
+    focusing weight), summed.  It computes in float32 whatever the input, so float64
+    is held to the float32 bar.  Where it gives NaN or inf (eps = 0: the log of a
+    sigmoid rounded to 0; a power gamma < 1 of 0), ours is finite; there its gradient
+    (0 where its float32 sigmoid is 0 or 1 and eps = 0: the log's derivative at a
+    rounded probability) is not the loss's, and ours is held to the long-double
+    reference of tests/reference.py instead."""
+    x, y, g = inputs["x"], inputs["y"], inputs["grad_output"]
+    loss, grad = numba_xent.asymmetric_loss_and_grad(x, y, grad_output=g, **params)
+    assert loss.dtype == grad.dtype == x.dtype
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    gamma = max(params["gamma_neg"], params["gamma_pos"])
+    scale = (element_scale(x) + 20) * (1 + gamma)  # |log| <= |x| + |log eps|, and the power
+    with np.errstate(over="ignore"):
+        p32 = 1 / (1 + np.exp(-x.astype(np.float32)))
+    rounded = (params["eps"] == 0) & ((p32 == 0) | (p32 == 1))
+    _, exact, _, _ = reference.asymmetric(x, y, **{k: v for k, v in params.items()
+                                                    if k != "reduction"})
+    theirs_grad = np.where(rounded, g * exact, outputs["grad"])
+    for got, theirs, s in ((loss, outputs["loss"], scale), (grad, theirs_grad, g * scale)):
+        finite = np.isfinite(theirs)
+        assert finite.all() or tags["nonfinite_outputs"]
+        assert_matches("asl", np.asarray(got, np.float64)[finite], theirs[finite], "float32",
+                       np.asarray(s)[finite] if np.ndim(got) else s)
+
+
 def half_cases():
     """torch_half's cases, its arrays (stored as their bits) in their half dtype."""
     import ml_dtypes
@@ -178,4 +223,4 @@ def test_zz_report_the_largest_errors(capsys):
     with capsys.disabled():
         print("\nlargest error vs the frameworks (torch_half: in eps of the terms):",
               ", ".join(f"{k} {v:.2e}" for k, v in sorted(WORST.items())))
-    assert set(WORST) == {"chainer", "paddle", "tf", "torch", "torch_half"}
+    assert set(WORST) == {"asl", "chainer", "focal", "paddle", "tf", "torch", "torch_half"}

@@ -7,6 +7,8 @@ Usage (run with the python of the framework's throw-away venv, see README.md):
     /tmp/gold-tf/bin/python      tests/golden/generate.py tf
     /tmp/gold-torch/bin/python   tests/golden/generate.py torch
     /tmp/gold-torch/bin/python   tests/golden/generate.py torch_half
+    /tmp/gold-vision/bin/python  tests/golden/generate.py focal
+    /tmp/gold-vision/bin/python  tests/golden/generate.py asl
 
 Writes tests/golden/<fw>.npz (all arrays, inputs included) and
 tests/golden/<fw>.json (case index).  Only numpy is used to build inputs, so
@@ -506,8 +508,79 @@ def gen_torch_half():
     rec.write()
 
 
+# --------------------------------------------------------------------------
+# focal: torchvision.ops.sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction),
+# and asl: timm's AsymmetricLossMultiLabel (the ASL paper's reference, gradient
+# through the focusing weight: disable_torch_grad_focal_loss=False), loss summed.
+# Both with their autograd gradient.  timm computes in float32 whatever the input.
+# --------------------------------------------------------------------------
+def _focusing_cases(prefix):
+    """(name, rng, x, targets) over dtypes, shapes, target kinds and one huge case."""
+    for dt in DTYPES:
+        for shape, tk in (((4, 5), "binary"), ((3, 7), "float"), ((2, 3, 4), "binary"),
+                          ((1, 1), "float")):
+            name = "%s_%s_%stargets" % (DT_SHORT[dt], shape_str(shape), tk)
+            rng = rng_for(prefix + name)
+            x = make_logits(rng, shape, dt)
+            t = (rng.integers(0, 2, size=shape) if tk == "binary"
+                 else rng.uniform(0.0, 1.0, size=shape)).astype(dt)
+            yield name, rng, x, t, {"shape": list(shape), "target_kind": tk}
+        name = "%s_huge_4x5_floattargets" % DT_SHORT[dt]
+        rng = rng_for(prefix + name)
+        yield (name, rng, make_logits(rng, (4, 5), dt, huge=True),
+               rng.uniform(0.0, 1.0, size=(4, 5)).astype(dt),
+               {"shape": [4, 5], "target_kind": "float", "huge": True})
+
+
+def gen_focal():
+    import torch
+    import torchvision
+    from torchvision.ops import sigmoid_focal_loss
+
+    rec = Recorder("focal", "torchvision %s, torch %s" % (torchvision.__version__,
+                                                          torch.__version__))
+    for base, rng, x, t, tags in _focusing_cases("focal/"):
+        for alpha, gamma, reduction in ((0.25, 2.0, "none"), (-1.0, 0.5, "sum"),
+                                        (0.6, 3.7, "mean"), (0.25, 0.0, "none")):
+            name = "%s_a%s_g%s_%s" % (base, alpha, gamma, reduction)
+            xt = torch.tensor(x, requires_grad=True)
+            loss = sigmoid_focal_loss(xt, torch.tensor(t), alpha, gamma, reduction)
+            g = make_g(rng, tuple(loss.shape), x.dtype)
+            (gx,) = torch.autograd.grad(loss, xt, grad_outputs=torch.tensor(g))
+            rec.add(name, {"alpha": alpha, "gamma": gamma, "reduction": reduction,
+                           "dtype": str(x.dtype)},
+                    {"inputs": x, "targets": t, "grad_output": g},
+                    {"loss": loss.detach().numpy(), "grad": gx.numpy()}, tags)
+    rec.write()
+
+
+def gen_asl():
+    import timm
+    import torch
+    from timm.loss import AsymmetricLossMultiLabel
+
+    rec = Recorder("asl", "timm %s, torch %s" % (timm.__version__, torch.__version__))
+    for base, rng, x, t, tags in _focusing_cases("asl/"):
+        for gamma_neg, gamma_pos, clip, eps in ((4.0, 1.0, 0.05, 1e-8), (2.5, 0.5, None, 1e-8),
+                                                (0.0, 0.0, 0.2, 0.0)):
+            name = "%s_gn%s_gp%s_c%s_e%s" % (base, gamma_neg, gamma_pos, clip, eps)
+            loss_fn = AsymmetricLossMultiLabel(gamma_neg, gamma_pos, clip, eps,
+                                               disable_torch_grad_focal_loss=False,
+                                               reduction="sum")
+            xt = torch.tensor(x, requires_grad=True)
+            loss = loss_fn(xt, torch.tensor(t))
+            g = make_g(rng, (), np.float32)
+            (gx,) = torch.autograd.grad(loss, xt, grad_outputs=torch.tensor(g))
+            rec.add(name, {"gamma_neg": gamma_neg, "gamma_pos": gamma_pos, "clip": clip,
+                           "eps": eps, "reduction": "sum", "dtype": str(x.dtype)},
+                    {"x": x, "y": t, "grad_output": g},
+                    {"loss": loss.detach().numpy(), "grad": gx.numpy()}, tags)
+    rec.write()
+
+
 GENERATORS = {"chainer": gen_chainer, "paddle": gen_paddle, "tf": gen_tf,
-              "torch": gen_torch, "torch_half": gen_torch_half}
+              "torch": gen_torch, "torch_half": gen_torch_half, "focal": gen_focal,
+              "asl": gen_asl}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in GENERATORS:

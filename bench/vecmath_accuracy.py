@@ -1,13 +1,14 @@
-"""Accuracy and throughput of ``numba_xent.cpu.vecmath`` (exp_nonpos, log1p_unit).
+"""Accuracy and throughput of ``numba_xent.cpu.vecmath`` (exp_nonpos, log1p_unit, log_unit).
 
     python bench/vecmath_accuracy.py            # everything (~1-2 min on 2 cores)
     python bench/vecmath_accuracy.py --quick    # float32 strided (every 97th), smaller samples
 
 Accuracy is reported in ulps of the correctly rounded result:
 
-* float32, EXHAUSTIVE: every float32 ``t`` in [-104, 0] for ``exp_nonpos`` and every
-  float32 ``u`` in [0, 1] for ``log1p_unit`` (plus -0).  Reference: glibc
-  ``exp``/``log1p`` in float64 (error ~2**-52 relative, i.e. ~2**-29 float32 ulp),
+* float32, EXHAUSTIVE: every float32 ``t`` in [-104, 0] for ``exp_nonpos``, every
+  float32 ``u`` in [0, 1] for ``log1p_unit`` (plus -0) and in (0, 1] for ``log_unit``.
+  Reference: glibc ``exp``/``log1p``/``log`` in float64 (error ~2**-52 relative, i.e.
+  ~2**-29 float32 ulp),
   ulp = ulp of ``float32(reference)`` (2**-149 at zero/subnormals).
 * float64, sampled: uniform, log-uniform and boundary-focused samples.  Reference:
   NumPy ``longdouble`` (x87 80-bit, 64-bit mantissa: glibc ``expl``/``log1pl``),
@@ -30,10 +31,10 @@ import numpy as np
 from numba import njit
 
 try:
-    from numba_xent.cpu.vecmath import exp_nonpos, log1p_unit, prefer_512bit_vectors
+    from numba_xent.cpu.vecmath import exp_nonpos, log1p_unit, log_unit, prefer_512bit_vectors
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from numba_xent.cpu.vecmath import exp_nonpos, log1p_unit, prefer_512bit_vectors
+    from numba_xent.cpu.vecmath import exp_nonpos, log1p_unit, log_unit, prefer_512bit_vectors
 
 
 # ----------------------------------------------------------------- kernels
@@ -48,6 +49,12 @@ def vm_exp(a, out):
 def vm_log1p(a, out):
     for i in range(a.size):
         out[i] = log1p_unit(a[i])
+
+
+@njit(error_model="numpy")
+def vm_log(a, out):
+    for i in range(a.size):
+        out[i] = log_unit(a[i])
 
 
 @njit(error_model="numpy")
@@ -119,22 +126,25 @@ def _ulp32(y):
 
 @njit
 def _check32(bits, which):
-    """max ulp error over float32 bit patterns ``bits``; which 0 = exp, 1 = log1p."""
+    """max ulp error over float32 bit patterns ``bits``; which 0 = exp, 1 = log1p, 2 = log."""
     x = bits.view(np.float32)
     out = np.empty_like(x)
     if which == 0:
         for i in range(x.size):
             out[i] = exp_nonpos(x[i])
-    else:
+    elif which == 1:
         for i in range(x.size):
             out[i] = log1p_unit(x[i])
+    else:
+        for i in range(x.size):
+            out[i] = log_unit(x[i])
     worst = -1.0
     where = 0
     n_half = 0  # not correctly rounded (> 0.5 ulp)
     n_one = 0   # > 1 ulp
     for i in range(x.size):
         xd = np.float64(x[i])
-        ref = math.exp(xd) if which == 0 else math.log1p(xd)
+        ref = math.exp(xd) if which == 0 else math.log1p(xd) if which == 1 else math.log(xd)
         ulp = _ulp32(np.float64(np.float32(ref)))
         err = abs(np.float64(out[i]) - ref) / ulp
         if math.isnan(err):
@@ -161,7 +171,7 @@ def sweep32(name, which, lo_bits, hi_bits, step=1, chunk=1 << 24):
         n_one += o
         if w > worst:
             worst, wx, wy = w, x, y
-    ref = math.exp(float(wx)) if which == 0 else math.log1p(float(wx))
+    ref = (math.exp, math.log1p, math.log)[which](float(wx))
     print(f"  {name:<26s} n={n:>11,d}  max {worst:.4f} ulp at x={float(wx)!r} "
           f"(got {float(wy)!r}, ref {ref!r});  >0.5ulp: {n_half / n:.3%}, >1ulp: {n_one}"
           f"   [{time.perf_counter() - t0:.1f}s]")
@@ -191,7 +201,7 @@ def mp_recheck(xs, outs, which):
     mp.mp.dps = 50
     worst = 0.0
     for x, y in zip(xs, outs):
-        ref = mp.exp(mp.mpf(float(x))) if which == 0 else mp.log1p(mp.mpf(float(x)))
+        ref = (mp.exp, mp.log1p, mp.log)[which](mp.mpf(float(x)))
         cr = float(ref)
         ulp = float(np.spacing(abs(cr))) if cr != 0 else 2.0**-1074
         worst = max(worst, float(abs(mp.mpf(float(y)) - ref) / ulp))
@@ -199,8 +209,8 @@ def mp_recheck(xs, outs, which):
 
 
 def sample64(name, x, which):
-    fn_ld = np.exp if which == 0 else np.log1p
-    kernel = vm_exp if which == 0 else vm_log1p
+    fn_ld = (np.exp, np.log1p, np.log)[which]
+    kernel = (vm_exp, vm_log1p, vm_log)[which]
     err, out = ulp_err64(x, fn_ld, kernel)
     i = int(np.argmax(err))
     top = np.argsort(err)[-200:]
@@ -228,7 +238,13 @@ def float64_samples(n, rng):
         "log1p near 1 [0.999, 1]": rng.uniform(0.999, 1.0, n // 4),
         "log1p tiny [0, 1e-8]": rng.uniform(0, 1e-8, n // 4),
     }
-    return exp_sets, log_sets
+    unit_sets = {
+        "log uniform (0, 1]": 1 - rng.uniform(0, 1, n),
+        "log log-uniform [1e-320, 1]": log_unif(1e-320, 1.0, n),
+        "log near sqrt(1/2) (+-1e-6)": np.sqrt(0.5) + rng.uniform(-1e-6, 1e-6, n // 4),
+        "log near 1 [0.999, 1]": rng.uniform(0.999, 1.0, n // 4),
+    }
+    return exp_sets, log_sets, unit_sets
 
 
 # -------------------------------------------------------------- throughput
@@ -266,6 +282,8 @@ def throughput(sizes=(1 << 22, 1 << 14)):
             ("  same, prefer_512bit_vectors", vm_log1p_512, u),
             ("  np.log1p", lambda a, o: np.log1p(a, out=o), u),
             ("  math.log1p loop", libm_log1p, u),
+            ("log_unit loop", vm_log, u),
+            ("  np.log", lambda a, o: np.log(a, out=o), u),
             ("softplus-ish loop", vm_softplus, x),
             ("  same, prefer_512bit_vectors", vm_softplus_512, x),
             ("  numpy equivalent", np_softplus, x),
@@ -288,7 +306,8 @@ def asm_report():
     print("\nAssembly of the loops (packed-FP instruction counts by register width):")
     for dt in (np.float32, np.float64):
         a = np.zeros(4, dt)
-        for k in (vm_exp, vm_log1p, vm_softplus, vm_exp_512, vm_log1p_512, vm_softplus_512):
+        for k in (vm_exp, vm_log1p, vm_log, vm_softplus, vm_exp_512, vm_log1p_512,
+                  vm_softplus_512):
             k(a, a.copy())
             sig = next(s for s in k.signatures if str(s[0].dtype) == dt.__name__)
             asm = k.inspect_asm(sig)
@@ -322,14 +341,17 @@ def main():
     sweep32("exp_nonpos, t in [-104, 0]", 0, f32bits(-0.0), f32bits(-104.0), step)
     sweep32("log1p_unit, u in [0, 1]", 1, f32bits(0.0), f32bits(1.0), step)
     sweep32("log1p_unit, u = -0.0", 1, f32bits(-0.0), f32bits(-0.0))
+    sweep32("log_unit, u in (0, 1]", 2, 1, f32bits(1.0), step)
 
     print("\nfloat64 sampled (reference: np.longdouble, 80-bit x87):")
     rng = np.random.default_rng(12345)
-    exp_sets, log_sets = float64_samples(n64, rng)
+    exp_sets, log_sets, unit_sets = float64_samples(n64, rng)
     for name, x in exp_sets.items():
         sample64(name, x, 0)
     for name, x in log_sets.items():
         sample64(name, x, 1)
+    for name, x in unit_sets.items():
+        sample64(name, x, 2)
 
     asm_report()
     if not args.skip_throughput:

@@ -31,7 +31,7 @@ from ._plan import KEPT
 class Kernel(NamedTuple):
     """The compile-time options of one kernel."""
 
-    variant: int  # _formulas.PLAIN / LOG_D_TRICK / UNJOINED
+    variant: Any  # _formulas.PLAIN / LOG_D_TRICK / UNJOINED, or a Focal or Asymmetric
     dtype: str  # the logits' dtype (halves computed in float32); the rest is converted to it
     weighted: bool  # per-element weights w (broadcast views allowed)
     pos_weight: bool  # positive-class weight: per column, or per element with pw_elem
@@ -75,8 +75,9 @@ def evaluate(be, x, z, *, variant=PLAIN, weights=None, pos_weight=None, ignore_v
 
     ``weights``, ``pos_weight`` and ``g_elem`` broadcast to x's shape (a pos_weight
     that varies along the last axis only is read per column), ``g_row`` to
-    ``lead`` (one value per row); pass one ``g`` at most.  Outputs are written in place; one whose strides allow no
-    ``(rows, n)`` view is computed aside and copied in.  ``loss_scale`` and
+    ``lead`` (one value per row); pass one ``g`` at most.  Outputs are written in
+    place; one whose strides allow no ``(rows, n)`` view is computed aside and copied
+    in.  ``loss_scale`` and
     ``grad_scale`` are numbers, 0-d arrays of the backend or what its
     ``quotient`` returned (a device-side divisor needs no trip to the host).
     ``finish`` (a :class:`Finish`; ``count`` where its divisor is ``KEPT``) is

@@ -144,15 +144,16 @@ class Asymmetric(NamedTuple):
     eps: float
 
 
-def element_function(key, log1p, logistic, exp, log):
+def element_function(key, log1p, logistic, exp, log, divide):
     """The element body of every kernel for ``key`` (a ``numba_xent._core.Kernel``)::
 
         value, dgrad = element(x, e, z, kept, w, pw, g, keep, s, gs)
 
     ``e = exp(-|x|)`` comes from the backend (once per element), and so do the
     primitives ``log1p(u)``, ``logistic(u, one) = u / (1 + u)`` for ``u`` in [0, 1]
-    (``one``: 1 in u's type), ``exp(t)`` for ``t <= 0`` and ``log(u)`` for ``u`` in
-    [0, 1] (the last two for the focal and asymmetric variants only).  The other
+    (``one``: 1 in u's type), ``exp(t)`` for ``t <= 0``, ``log(u)`` for ``u`` in
+    [0, 1] and ``divide(a, b)`` for a finite ``b > 0`` (the last three for the focal and
+    asymmetric variants only).  The other
     arguments: one element's logit
     ``x`` and weights ``w``, ``pw`` as read (the number 1 where the key has none),
     its target ``z`` converted to the logits' dtype, ``kept`` (False for an
@@ -167,7 +168,7 @@ def element_function(key, log1p, logistic, exp, log):
     dtype, weighted, g_elem = key.dtype, key.weighted, key.g_elem
     ty = compute_dtype(dtype).type
     f64 = np.float64
-    terms = _terms(key, ty, log1p, logistic, exp, log)
+    terms = _terms(key, ty, log1p, logistic, exp, log, divide)
 
     @njit(inline="always")
     def element(x_raw, e, z, kept, w_raw, pw_raw, g_raw, keep, s, gs):
@@ -192,7 +193,7 @@ def element_function(key, log1p, logistic, exp, log):
     return element
 
 
-def _terms(key, ty, log1p, logistic, exp, log):
+def _terms(key, ty, log1p, logistic, exp, log, divide):
     """``value, dloss = terms(x, e, z, pw, keep, s, one)``: one element's loss and
     dloss/dx for the key's variant, unweighted."""
     variant, pos_weight, smooth = key.variant, key.pos_weight, key.smooth
@@ -208,13 +209,13 @@ def _terms(key, ty, log1p, logistic, exp, log):
         return loss(x, k, q, p, log1p(e), one), grad(x, k, q, p, logistic(e, one), one)
 
     if type(variant) is Focal:
-        return _focal_terms(variant, smooth, ty, bce, log1p, logistic, exp, log)
+        return _focal_terms(variant, smooth, ty, bce, log1p, logistic, exp, log, divide)
     if type(variant) is Asymmetric:
-        return _asymmetric_terms(variant, ty, log1p, logistic, exp, log)
+        return _asymmetric_terms(variant, ty, log1p, logistic, exp, log, divide)
     return bce
 
 
-def _focal_terms(variant, smooth, ty, bce, log1p, logistic, exp, log):
+def _focal_terms(variant, smooth, ty, bce, log1p, logistic, exp, log, divide):
     """The focal loss's terms (see :class:`Focal`), from the BCE's ``B`` and ``B'``::
 
         m = 1 - p_t = sigmoid(|x|) (a + b e),   (a, b) = (1 - z, z) if x >= 0 else (z, 1 - z)
@@ -263,7 +264,7 @@ def _focal_terms(variant, smooth, ty, bce, log1p, logistic, exp, log):
             a, b = (zc, zs) if x >= zero else (zs, zc)
             v = a + b * e
             f = power(v, e, t, one)
-            ratio = (zc - zs) * t / v if v > zero else zero
+            ratio = divide((zc - zs) * t, v) if v > zero else zero
             rb = zero if ratio == zero else ratio * value
             dloss = f * (dloss + g * rb)
             value = f * value
@@ -275,7 +276,7 @@ def _focal_terms(variant, smooth, ty, bce, log1p, logistic, exp, log):
     return terms
 
 
-def _asymmetric_terms(variant, ty, log1p, logistic, exp, log):
+def _asymmetric_terms(variant, ty, log1p, logistic, exp, log, divide):
     """The asymmetric loss's terms (see :class:`Asymmetric`), with ``P = sigmoid(x)`` and
     ``Q = sigmoid(-x)`` each from ``t = sigmoid(-|x|)`` and ``1 - t`` (no ``1 - P``)::
 
@@ -313,7 +314,7 @@ def _asymmetric_terms(variant, ty, log1p, logistic, exp, log):
             pm = raw if free else one
             kept2 = pm >= ep
             l2 = log(pm) if kept2 else log_eps
-            dl2 = -(pq / pm) if kept2 and free else zero
+            dl2 = -divide(pq, pm) if kept2 and free else zero
             rest = p - c if free else zero
             drest = pq if free else zero
         else:
@@ -327,7 +328,7 @@ def _asymmetric_terms(variant, ty, log1p, logistic, exp, log):
         dbase = zc * drest - z * pq
         gz = gp * z + gn * zc
         w = one if gz == zero else exp(gz * log(base))
-        ratio = dbase / base if base > zero else zero
+        ratio = divide(dbase, base) if base > zero else zero
         ar = zero if ratio == zero else a * ratio
         return zero - a * w, zero - w * (da + gz * ar)
 

@@ -46,6 +46,8 @@ except ImportError:  # no numba.cuda at all: the skip below says why
 
 import numba_xent as nx  # noqa: E402
 from numba_xent import _dispatch, caffe2, chainer, paddle, tf  # noqa: E402
+import reference  # noqa: E402
+import test_focal  # noqa: E402
 from reference import bce_with_logits  # noqa: E402
 from test_caffe2 import (  # noqa: E402
     RTOL,
@@ -130,12 +132,17 @@ def both(fn, *args, kind="numba", **kwargs):
 
     Every device result is of the logits' kind and never a Numba view of ours.
     """
-    expected = fn(*args, **kwargs)
+    return fn(*args, **kwargs), on_device(fn, *args, kind=kind, **kwargs)
+
+
+def on_device(fn, *args, kind="numba", **kwargs):
+    """``fn`` on device copies of host arrays: its result on the host (checked, as for
+    :func:`both`, to come back as arrays of ``kind``)."""
     got = fn(*[dev(a, kind) for a in args], **{k: dev(v, kind) for k, v in kwargs.items()})
     for g in got if isinstance(got, tuple) else (got,):
         assert arrays.kind(g) == kind and not isinstance(g, arrays.View) or SIMULATOR and \
             type(g).__name__ == "FakeCUDAArray", type(g)
-    return expected, host(got)
+    return host(got)
 
 
 def assert_same(got, expected, dtype=None, rtol=None, atol=0.0):
@@ -373,6 +380,35 @@ def test_general_api_every_reduction(reduction, kind):
         _, alone = both(nx.sigmoid_cross_entropy_grad, X, Z, w, pos_weight=pw,
                         reduction=reduction, grad_output=g, kind=kind)
         np.testing.assert_array_equal(alone, got[1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_focal_and_asymmetric_losses(dtype, kind):
+    """Every element within the bars of tests/test_focal.py (a GPU's float32 kernels
+    divide approximately), powers by products and by exp and log, weighted; the means
+    the elements' (the loss summed in float64)."""
+    x, z, w = random_inputs((5, 37), dtype)
+    pw = np.linspace(0.5, 2, 37).astype(dtype)
+    tiny = np.finfo(dtype).smallest_subnormal
+    for fn, weights, options in [
+            (nx.sigmoid_focal_loss_and_grad, w, dict(gamma=2.0, pos_weight=pw)),
+            (nx.sigmoid_focal_loss_and_grad, w, dict(alpha=None, gamma=2.5,
+                                                     label_smoothing=0.1)),
+            (nx.asymmetric_loss_and_grad, None, {}),
+            (nx.asymmetric_loss_and_grad, None, dict(clip=0, gamma_neg=2.5))]:
+        loss, grad = on_device(fn, x, z, weights, reduction="none", kind=kind, **options)
+        if fn is nx.asymmetric_loss_and_grad:
+            test_focal.assert_asymmetric_within(loss, grad, x, z, dtype, **options)
+        else:
+            ref_l, ref_g, terms_l, terms_g = reference.focal(
+                x, z, options.get("alpha", 0.25), options["gamma"],
+                options.get("pos_weight", 1), options.get("label_smoothing", 0.0))
+            test_focal.assert_within(loss, w * ref_l, w * terms_l, dtype)
+            test_focal.assert_within(grad, w * ref_g, w * terms_g, dtype)
+        mean, mean_grad = on_device(fn, x, z, weights, reduction="mean", kind=kind, **options)
+        assert_same(mean, dtype(loss.sum(dtype=np.float64) / x.size))
+        assert_same(mean_grad, grad / dtype(x.size), atol=tiny)
 
 
 def test_general_api_ignore_index_and_means_over_nothing():

@@ -46,6 +46,8 @@ import time
 import numpy as np
 import pytest
 
+from numba_xent._formulas import Asymmetric, Focal
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARCH = (9, 0)
 # Beyond 128, fewer than 2 blocks of 256 threads fit on an SM; beyond 64, fewer than 4
@@ -142,6 +144,16 @@ def launched():
             for reduction, ignore in itertools.product(nx.REDUCTIONS, (None, -1)):
                 nx.sigmoid_cross_entropy_and_grad(x, z, w, pos_weight=gpu.dev(np.ones(
                     (3, 1), dt)), ignore_index=ignore, reduction=reduction)  # per element
+            # The focusing variants: powers by products (gamma 2) and by exp and log (2.5),
+            # the heaviest element bodies (fused, weighted, with pos_weight), and reduced.
+            pw = gpu.dev(np.ones(4, dt))
+            for gamma, reduction in [(2.0, "none"), (2.5, "none"), (2.5, "mean")]:
+                nx.sigmoid_focal_loss_and_grad(x, z, w, gamma=gamma, pos_weight=pw,
+                                               reduction=reduction)
+            nx.sigmoid_focal_loss(x, z, alpha=None, label_smoothing=0.1, ignore_index=-1)
+            nx.asymmetric_loss_and_grad(x, z, w, reduction="none")
+            nx.asymmetric_loss_and_grad(x, z, clip=0, reduction="mean")
+            nx.asymmetric_loss_grad(x, z, reduction="row_sum")
         for dt in HALVES:  # half logits, and half targets, weights and g with float32 logits
             x, z, w = (gpu.dev(np.ones((3, 4), dt)) for _ in range(3))
             x32, pw = gpu.dev(np.ones((3, 4), np.float32)), gpu.dev(np.ones(4, dt))
@@ -154,6 +166,8 @@ def launched():
                 shape = {"none": (3, 4), "mean": (), "row_mean": (3,)}[reduction]
                 nx.sigmoid_cross_entropy_grad(logits, z, reduction=reduction,
                                               grad_output=gpu.dev(np.ones(shape, dt)))
+            nx.sigmoid_focal_loss_and_grad(x, z, w, gamma=2.5, reduction="none")
+            nx.asymmetric_loss_and_grad(x, z, w, reduction="none")
     finally:
         kernels.get = get
     return seen
@@ -175,12 +189,46 @@ KEY_FIELDS = ("variant", "dtype", "weighted", "pos_weight", "ignore", "smooth", 
 EPILOGUE_FIELDS = ("loss_op", "grad_op", "g_op", "total", "finish_op", "by_kept")
 
 
+def variant_name(variant):
+    """``0``, ``1``, ``2`` or ``focal(alpha,gamma)``, ``asymmetric(gamma_neg,...)``."""
+    if type(variant) is int:
+        return str(variant)
+    return f"{type(variant).__name__.lower()}({','.join(map(str, variant))})"
+
+
+def kernel_key(fields):
+    """The ``_core.Kernel`` of a job's key as JSON gives it back (tuples as lists)."""
+    from numba_xent._core import Kernel
+    from numba_xent._formulas import Asymmetric, Focal
+
+    variant, halves = fields[0], fields[11]
+    if not isinstance(variant, int):
+        variant = {2: Focal, 4: Asymmetric}[len(variant)](*variant)
+    return Kernel(variant, *fields[1:11], tuple(map(tuple, halves)), *fields[12:])
+
+
+def division_sites(epi):
+    """How many ``division.divide`` the kernel for ``epi`` inlines: one per dividing
+    scale or upstream gradient, and for a dividing finish one (the total) or two (a
+    row's: where the row is read whole, and where the last block adds up its chunks)."""
+    loss_op, grad_op, g_op, total, finish_op, _ = epi
+    dividing = [op not in (None, "mul") for op in (loss_op, grad_op, g_op)]
+    return sum(dividing) + (finish_op not in (None, "mul")) * (1 if total else 2)
+
+
+def unroll_of(key, epi):
+    """The UNROLL of the kernel for ``key`` and ``epi`` (lists, as the jobs hold them)."""
+    kernels = importlib.import_module("numba_xent.cuda.kernels")
+    return kernels.unroll(kernel_key(key), kernels.Epilogue(*epi))
+
+
 def jobs():
     """Every kernel to compile: (name, kernel, argument descriptions)."""
     result = []
     for (key, epi), args in sorted(launched().items(), key=repr):
         name = "loss" + "".join(
-            f"-{f}" if v is True else f"-{v}" if f != "halves" else
+            f"-{f}" if v is True else f"-{variant_name(v)}" if f == "variant" else
+            f"-{v}" if f != "halves" else
             "-halves=" + ",".join(f"{role}:{kind}" for role, kind in v)
             for f, v in zip(KEY_FIELDS, key, strict=True) if v not in (False, ()))
         name += "".join(f"-{f}" if v is True else f"-{f}={v}" for f, v in zip(
@@ -266,7 +314,6 @@ def compile_jobs(batch):
 
     if cuda.compile_ptx is None:
         return {"unavailable": "numba.cuda has no compiler here (the CUDA simulator is on)"}
-    from numba_xent._core import Kernel
     from numba_xent.cuda import epilogue, kernels
 
     def to_type(d):
@@ -281,7 +328,7 @@ def compile_jobs(batch):
             result[name] = real_views()
             continue
         if kernel[0] == "loss":
-            fn = kernels.build(Kernel(*kernel[1]), kernels.Epilogue(*kernel[2]), True)
+            fn = kernels.build(kernel_key(kernel[1]), kernels.Epilogue(*kernel[2]), True)
         elif kernel[0] == "reduce_all":
             fn = epilogue.build_reduce_all(kernel[1], True)
         elif kernel[0] == "binary":
@@ -465,7 +512,10 @@ def test_the_jobs_cover_every_option_and_both_dtypes():
     keys = {tuple(kernel[1]) for _, kernel, _ in JOBS if kernel[0] == "loss"}
     for field in range(2, 11):  # weighted ... count: both values occur
         assert {k[field] for k in keys} == {False, True}
-    assert {k[0] for k in keys} == {0, 1, 2} and {k[12] for k in keys} == {False, True}
+    assert {variant_name(k[0]).split("(")[0] for k in keys} == {
+        "0", "1", "2", "focal", "asymmetric"}
+    assert {k[0].gamma for k in keys if type(k[0]) is Focal} == {2.0, 2.5}
+    assert {k[12] for k in keys} == {False, True}
     assert {k[1] for k in keys} == {"float32", "float64", "float16", "bfloat16"}
     roles = {}
     for k in keys:
@@ -506,13 +556,6 @@ LOADED = {"float32": "f32", "float64": "f64", "uint16": "[bu]16"}
 LOSS_JOBS = [(name, kernel[1], kernel[2]) for name, kernel, _ in JOBS if kernel[0] == "loss"]
 
 
-def unroll_of(key, epi):
-    """The UNROLL of the kernel for ``key`` and ``epi`` (lists, as the jobs hold them)."""
-    kernels = importlib.import_module("numba_xent.cuda.kernels")
-    key = importlib.import_module("numba_xent._core").Kernel(*key)
-    return kernels.unroll(key, kernels.Epilogue(*epi))
-
-
 # Data movement, and the only float64 arithmetic a float32 kernel may do.
 F64_MOVES = {"ld", "st", "mov", "selp", "shfl", "cvt"}
 
@@ -525,15 +568,6 @@ def test_the_float64_census_reads_opcodes_and_guards():
 	add.f32 	%f2, %f1, %f1;
 """
     assert f64_instructions(ptx) == {"ld": 1, "fma": 1, "cvt": 1}
-
-
-def division_sites(epi):
-    """How many ``division.divide`` the kernel for ``epi`` inlines: one per dividing
-    scale or upstream gradient, and for a dividing finish one (the total) or two (a
-    row's: where the row is read whole, and where the last block adds up its chunks)."""
-    loss_op, grad_op, g_op, total, finish_op, _ = epi
-    dividing = [op not in (None, "mul") for op in (loss_op, grad_op, g_op)]
-    return sum(dividing) + (finish_op not in (None, "mul")) * (1 if total else 2)
 
 
 def without_divisions(f64, division, sites):
@@ -588,11 +622,25 @@ def test_float32_kernels_compute_in_float32(compiled, name, key, epi):
     assert f64.get("mul", 0) <= 2 * 3 + ops.count("mul") + 1 + final + unroll, f64
 
 
+def exps_per_element(variant):
+    """The ``exp`` of ``-|x|``, and one more for a power by exp and log: the asymmetric
+    loss's, and the focal loss's for a gamma that is not 0 to 4."""
+    if type(variant) is Focal:
+        return 1 + (variant.gamma not in (0.0, 1.0, 2.0, 3.0, 4.0))
+    return 1 + (type(variant) is Asymmetric)
+
+
+def test_a_power_by_exp_and_log_is_one_more_exp():
+    assert [exps_per_element(v) for v in (0, 2, Focal(0.25, 2.0), Focal(None, 2.5),
+                                          Asymmetric(4.0, 1.0, 0.05, 1e-8))] == [1, 1, 1, 2, 2]
+
+
 @pytest.mark.parametrize("name, key, epi", LOSS_JOBS)
-def test_exp_is_computed_once_per_element(compiled, name, key, epi):
+def test_exp_is_computed_once_per_element_and_once_more_per_power(compiled, name, key, epi):
     reads_x = key[6] or key[7] or key[8]
     unroll = unroll_of(key, epi)
-    assert compiled[name]["exp_reductions"][ELEMENT[key[1]]] == (unroll if reads_x else 0)
+    expected = unroll * exps_per_element(kernel_key(key).variant) if reads_x else 0
+    assert compiled[name]["exp_reductions"][ELEMENT[key[1]]] == expected
 
 
 @pytest.mark.parametrize("name", [name for name, kernel, args in JOBS

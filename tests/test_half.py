@@ -11,6 +11,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 from numba import njit
+import reference
 from reference import bce_with_logits
 
 import numba_xent as nx
@@ -121,6 +122,28 @@ def test_general_api_within_one_ulp_of_the_float64_reference(dtype, shape):
         assert_within_one_ulp(got, expected, dtype)
     mean_grad = nx.sigmoid_cross_entropy_grad(x, z, w, pos_weight=pw)
     assert_within_one_ulp(mean_grad, grad_el / x.size, dtype)
+
+
+@pytest.mark.parametrize("dtype", HALVES, ids=str)
+def test_focal_and_asymmetric_losses_within_one_ulp_of_the_float64_reference(dtype):
+    x, z, w, pw = inputs((6, 37), dtype, seed=6)
+    x64, z64 = as64(x), as64(z)
+    for fn, options, (ref_l, ref_g, *_) in [
+            (nx.sigmoid_focal_loss_and_grad, dict(gamma=2.5, pos_weight=pw),
+             reference.focal(x64, z64, 0.25, 2.5, as64(pw))),
+            (nx.sigmoid_focal_loss_and_grad, dict(gamma=2.0, label_smoothing=0.1),
+             reference.focal(x64, z64, 0.25, 2.0, smoothing=0.1)),
+            (nx.asymmetric_loss_and_grad, {}, reference.asymmetric(x64, z64))]:
+        ref_l, ref_g = as64(ref_l), as64(ref_g)
+        if "label_smoothing" not in options:  # the exact limits (the reference's NaN)
+            ref_l.flat[:2] = ref_g.flat[:2] = 0
+        loss, grad = fn(x, z, reduction="none", **options)
+        assert_within_one_ulp(loss, ref_l, dtype)
+        assert_within_one_ulp(grad, ref_g, dtype)
+        finite = np.isfinite(ref_l)
+        mean, mean_grad = fn(x[finite.all(-1)], z[finite.all(-1)], **options)
+        assert_within_one_ulp(mean, ref_l[finite.all(-1)].mean(), dtype)
+        assert_within_one_ulp(mean_grad, ref_g[finite.all(-1)] / mean_grad.size, dtype)
 
 
 @pytest.mark.parametrize("dtype", HALVES, ids=str)

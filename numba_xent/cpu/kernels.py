@@ -43,7 +43,7 @@ from .._formulas import element_function
 from .._half import compute_dtype
 from .._jit import CPU_OPTIONS, cpu_jit
 from .prefetch import prefetch_ahead
-from .vecmath import for_dtype, log_for_dtype, prefer_512bit_vectors
+from .vecmath import for_dtype, log_for_dtype, prefer_512bit_vectors, true_divide
 
 # Elements are processed a block of this many bytes of logits at a time: their
 # exponentials, then the element loop, then the sum of their losses; the loops
@@ -111,7 +111,7 @@ def _block(key, flat):
     rows, elem, grad, g_elem, count = key.rows, key.elem, key.grad, key.g_elem, key.count
     ty = compute_dtype(dtype).type
     exp, log1p = for_dtype(ty)
-    element = element_function(key, log1p, logistic, exp, log_for_dtype(ty))
+    element = element_function(key, log1p, logistic, exp, log_for_dtype(ty), true_divide)
     read_x = rows or elem or grad
     halves = dict(key.halves)
     x_of, z_of, w_of, pw_of, g_of = (_half.reader(k, ty) for k in (

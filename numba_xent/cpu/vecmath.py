@@ -102,6 +102,8 @@ Caveats
   float64) costs a microcode assist on Intel CPUs (~100 cycles per vector).
 """
 
+import functools
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -394,8 +396,9 @@ def _log1p64(u):
     return _madd(u, a, u)  # u + u^2 Q(u)
 
 
-def _log_unit_of(ty, t, tiny, scale, scale_k, ln2_hi, ln2_lo):
-    """The ``log_unit`` arithmetic for one float type (see the module docstring)."""
+def _log_unit_of(ty, t, tiny, scale, scale_k, ln2_hi, ln2_lo, divide):
+    """The ``log_unit`` arithmetic for one float type (see the module docstring), with its
+    one division ``divide(a, b)`` (``a / b``, or the approximate one of a CUDA kernel)."""
     one, two, ninf, nan = ty(1.0), ty(2.0), ty(-np.inf), ty(np.nan)
     last = len(t) - 1
 
@@ -404,7 +407,7 @@ def _log_unit_of(ty, t, tiny, scale, scale_k, ln2_hi, ln2_lo):
         f, kf = _split_unit(u * scale if small else u)
         kf = kf - scale_k if small else kf
         m = f - one  # exact: f in [sqrt(1/2), sqrt(2))
-        s = m / (two + m)
+        s = divide(m, two + m)  # two + m in [1.7, 2.5)
         w = s * s
         r = t[last]
         for j in range(last - 1, -1, -1):  # a constant trip count: LLVM unrolls it
@@ -416,10 +419,13 @@ def _log_unit_of(ty, t, tiny, scale, scale_k, ln2_hi, ln2_lo):
     return log_unit_impl
 
 
-_log32 = _log_unit_of(f32, _G32_T, _G32_TINY, _G32_SCALE, _G32_SCALE_K, _E32_LN2_HI,
-                      _E32_LN2_LO)
-_log64 = _log_unit_of(f64, _G64_T, _G64_TINY, _G64_SCALE, _G64_SCALE_K, _E64_LN2_HI,
-                      _E64_LN2_LO)
+true_divide = njit(inline="always")(lambda a, b: a / b)
+_LOG_CONSTANTS = {
+    "float32": (f32, _G32_T, _G32_TINY, _G32_SCALE, _G32_SCALE_K, _E32_LN2_HI, _E32_LN2_LO),
+    "float64": (f64, _G64_T, _G64_TINY, _G64_SCALE, _G64_SCALE_K, _E64_LN2_HI, _E64_LN2_LO),
+}
+_log32 = _log_unit_of(*_LOG_CONSTANTS["float32"], true_divide)
+_log64 = _log_unit_of(*_LOG_CONSTANTS["float64"], true_divide)
 
 
 def _exp_int(t):
@@ -498,13 +504,16 @@ _JITTED = {
 }
 
 
-_LOGS = {"float32": njit(inline="always")(_log32), "float64": njit(inline="always")(_log64)}
-
-
-def log_for_dtype(dtype):
+def log_for_dtype(dtype, divide=true_divide):
     """``log_unit`` for a float32 or float64 ``dtype`` as a plain ``njit(inline='always')``
-    function (as :func:`for_dtype` gives ``exp_nonpos`` and ``log1p_unit``)."""
-    return _LOGS[np.dtype(dtype).name]
+    function (as :func:`for_dtype` gives ``exp_nonpos`` and ``log1p_unit``), its division
+    done by ``divide`` (a CUDA kernel's float32 one avoids ptxas's division subroutine)."""
+    return _log_for_dtype(np.dtype(dtype).name, divide)
+
+
+@functools.cache
+def _log_for_dtype(name, divide):
+    return njit(inline="always")(_log_unit_of(*_LOG_CONSTANTS[name], divide))
 
 
 def for_dtype(dtype):

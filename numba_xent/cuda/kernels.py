@@ -37,7 +37,7 @@ from numba import cuda, float64, njit, types
 from .._formulas import element_function
 from .. import _half
 from .._half import compute_dtype
-from ..cpu.vecmath import for_dtype, log_for_dtype
+from ..cpu.vecmath import _madd, for_dtype, log_for_dtype, true_divide
 from . import groups
 from .arrays import SIMULATOR
 from .epilogue import operation
@@ -104,6 +104,23 @@ def logistic32(u, one):
 
 
 @njit(inline="always")
+def divide32(a, b):
+    """``a / b`` for float32, ``b`` finite and positive (not subnormal), within 1 ulp.
+
+    For the focal and asymmetric losses' ratios and ``log_unit``: with ptxas's IEEE
+    division subroutine their fused float32 kernels took 66 registers.  The
+    approximate reciprocal ``y`` (2 ulp), the quotient ``q = a y`` and one correction
+    by its exact residual ``a - b q`` (an FMA).
+    """
+    y = approx_divide(_ONE32, b)
+    q = a * y
+    return _madd(_madd(-b, q, a), y, q)
+
+
+_ONE32 = np.float32(1.0)
+
+
+@njit(inline="always")
 def logistic64(u, one):
     """``u / (1 + u)`` for a float64 ``u`` (an IEEE division: there is no float64
     approximate one)."""
@@ -129,18 +146,19 @@ def unroll(key, epi=PLAIN):
     weights and one took 70 at UNROLL 4.
     """
     # The focal and asymmetric losses' element bodies hold several streams' worth more
-    # per element (the power, the ratio, their operands and divisions): fused,
-    # elementwise and weighted, float32 took 75-82 registers at UNROLL 4, 64-69 at 2,
-    # 50-66 at 1 (their IEEE divisions are ptxas subroutines).
+    # per element (the power, the ratio, their operands): fused, elementwise, weighted
+    # and with pos_weight, float32 takes 48-55 registers at UNROLL 1; their gradient
+    # alone 56-64 at UNROLL 4.  In float64 a body of four (ASL's gradient) was not
+    # unrolled: its arrays stayed in local memory (an 80-byte stack frame).
     focusing = 0 if type(key.variant) is int else 3
     streams = (2 + key.weighted + key.pos_weight + key.pw_elem + (key.grad and key.g_elem)
                + key.elem + key.grad + focusing)
     divisions = (epi.g_op is not None) + (epi.finish_op is not None)
     counted_rows = key.count and key.rows
     load = streams + divisions + 3 * counted_rows
-    if load <= 6:
-        return UNROLL
-    return UNROLL // 4 if focusing and load > 7 else UNROLL // 2
+    if focusing and (load > 7 or key.dtype == "float64"):
+        return UNROLL // 4
+    return UNROLL if load <= 6 else UNROLL // 2
 
 
 def _pos_weight_reader(key, pw_of):
@@ -165,8 +183,8 @@ def build(key, epi, shuffle):
     pw_at = _pos_weight_reader(key, pw_of)
     store, row_store = _half.writer(dtype), _half.writer(halves.get("rows"))
     exp, log1p = for_dtype(ty)
-    element = element_function(key, log1p, logistic64 if dtype == "float64" else logistic32,
-                               exp, log_for_dtype(ty))
+    logistic, divide = (logistic64, true_divide) if ty is np.float64 else (logistic32, divide32)
+    element = element_function(key, log1p, logistic, exp, log_for_dtype(ty, divide), divide)
     f64 = np.float64
     read_x = rows or elem or grad
     group_sum = groups.sum_shuffle if shuffle else groups.sum_shared

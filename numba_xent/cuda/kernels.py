@@ -182,9 +182,10 @@ def build(key, epi, shuffle):
     z_half = "z" in halves  # compared as the float32 it widens to, not as its bits
     pw_at = _pos_weight_reader(key, pw_of)
     store, row_store = _half.writer(dtype), _half.writer(halves.get("rows"))
-    exp, log1p = for_dtype(ty)
+    exp, log1p = for_dtype(ty, inline=True)
     logistic, divide = (logistic64, true_divide) if ty is np.float64 else (logistic32, divide32)
-    element = element_function(key, log1p, logistic, exp, log_for_dtype(ty, divide), divide)
+    element = element_function(key, log1p, logistic, exp,
+                               log_for_dtype(ty, divide, inline=True), divide)
     f64 = np.float64
     read_x = rows or elem or grad
     group_sum = groups.sum_shuffle if shuffle else groups.sum_shared

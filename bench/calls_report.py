@@ -6,28 +6,23 @@ Writes ``calls.md`` beside the JSON (and prints it); ``--readme`` also puts the 
 into the README between its ``<!-- calls-benchmark -->`` markers.
 """
 
-import argparse
-import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import report  # noqa: E402  (bench/report.py: the run's circumstances)
-
-MARKERS = ("<!-- calls-benchmark -->", "<!-- /calls-benchmark -->")
+import report  # noqa: E402  (bench/report.py: the run's circumstances, publish)
 
 
-def load(path):
-    """``[(call, shape, {contender: median_us})]`` in the run's order, and the JSON."""
-    data = json.loads(pathlib.Path(path).read_text())
+def load(data):
+    """``[(call, shape, {contender: median_us})]`` in the run's order."""
     rows = []
     for b in data.get("benchmarks", []):
         medians = (b.get("extra_info") or {}).get("median_us")
         if medians:
             call, shape = b["param"].rsplit("-", 1)
             rows.append((call, shape, medians))
-    return rows, data
+    return rows
 
 
 def section(rows, data):
@@ -46,22 +41,9 @@ def section(rows, data):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json", nargs="?", default="bench/results/calls.json")
-    ap.add_argument("--readme", help="a README whose per-call table to rewrite")
-    args = ap.parse_args(argv)
-    src = pathlib.Path(args.json)
-    rows, data = load(src)
-    if not rows:
-        sys.exit(f"{src}: no timed cases (was the run made with --benchmark-enable?)")
-    text = section(rows, data)
-    print(text)
-    (src.parent / f"{src.stem}.md").write_text("# Per-call cost\n\n" + text + "\n")
-    if args.readme:
-        path = pathlib.Path(args.readme)
-        readme = path.read_text()
-        start, end = (readme.index(m) for m in MARKERS)
-        path.write_text(readme[:start + len(MARKERS[0])] + "\n" + text + "\n" + readme[end:])
+    report.one_table_main(argv, __doc__, "bench/results/calls.json", "Per-call cost",
+                          "calls-benchmark",
+                          lambda data: section(rows, data) if (rows := load(data)) else None)
 
 
 if __name__ == "__main__":

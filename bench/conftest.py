@@ -29,8 +29,8 @@ def _cpu_times():
     return sum(fields) - idle, sum(fields)
 
 
-_PACKAGES = ("numba_xent", "numba", "llvmlite", "numpy", "torch", "jax", "jaxlib",
-             "tensorflow", "tensorflow-cpu", "pytest-benchmark")
+_PACKAGES = ("numba_xent", "numba", "llvmlite", "numpy", "torch", "torchvision", "jax",
+             "jaxlib", "optax", "tensorflow", "tensorflow-cpu", "pytest-benchmark")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

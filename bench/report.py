@@ -148,6 +148,29 @@ def put_into_readme(path, section, between=MARKERS):
     pathlib.Path(path).write_text(text)
 
 
+def publish(src, title, text, readme=None, section=None):
+    """Prints ``text``, writes it under ``title`` to ``<stem>.md`` beside the JSON ``src``,
+    and with ``readme`` puts it between that README's markers of ``section``."""
+    print(text)
+    (src.parent / f"{src.stem}.md").write_text(f"# {title}\n\n{text}\n")
+    if readme:
+        put_into_readme(readme, text, markers(section))
+
+
+def one_table_main(argv, doc, default, title, section, render):
+    """The command line of a one-table report (calls_report.py, focal_report.py): the
+    JSON's ``render(data)`` (None: no timed cases in it), then :func:`publish`."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("json", nargs="?", default=default)
+    ap.add_argument("--readme", help="a README whose table to rewrite")
+    args = ap.parse_args(argv)
+    src = pathlib.Path(args.json)
+    text = render(json.loads(src.read_text()))
+    if text is None:
+        sys.exit(f"{src}: no timed cases (was the run made with --benchmark-enable?)")
+    publish(src, title, text, args.readme, section)
+
+
 def chart(medians, path):
     import matplotlib
 

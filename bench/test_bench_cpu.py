@@ -401,26 +401,33 @@ def test_cpu(benchmark, batches, op, shape_name, dtype):
     impls = [i for i in impls_wanted(dtype) if available(i)]
     batch = batches(shape_name, dtype)
     calls = {i: (ops_for(i)[op], batch.arrays(i)) for i in impls}
+    shape = batch.shape
+    benchmark.group = f"{op} {shape_name} {dtype}"
+    benchmark.extra_info.update(
+        op=op, shape=shape_name, rows=shape[0], cols=shape[1], dtype=dtype,
+        bytes=bytes_moved(op, shape, batch.dtype.itemsize),
+        median_s=interleaved(benchmark, calls, rounds_for(shape)))
+
+
+def interleaved(benchmark, calls, rounds):
+    """``{impl: median seconds}`` of ``calls`` (``{impl: (fn, args)}``) over ``rounds``
+    rounds, each of which runs every contender twice in a row, in an order shuffled from
+    round to round, and times the second call (see the module docstring)."""
     for fn, args in calls.values():  # compiles / traces (numba_xent, floor, jax, tf)
         fn(*args)
-    times = {i: [] for i in impls}
+    times = {i: [] for i in calls}
     order = np.random.default_rng(0)
 
     def one_round():
-        for i in order.permutation(impls):
+        for i in order.permutation(list(calls)):
             fn, args = calls[i]
             fn(*args)  # untimed: its threads awake, its working set where its last call left it
             t0 = time.perf_counter()
             fn(*args)
             times[i].append(time.perf_counter() - t0)
 
-    shape = batch.shape
-    benchmark.group = f"{op} {shape_name} {dtype}"
-    benchmark.pedantic(one_round, rounds=rounds_for(shape), iterations=1, warmup_rounds=0)
-    benchmark.extra_info.update(
-        op=op, shape=shape_name, rows=shape[0], cols=shape[1], dtype=dtype,
-        bytes=bytes_moved(op, shape, batch.dtype.itemsize),
-        median_s={i: float(np.median(t)) for i, t in times.items()})
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=0)
+    return {i: float(np.median(t)) for i, t in times.items()}
 
 
 def _as_numpy(a):

@@ -664,6 +664,22 @@ def test_half_logits_targets_and_weights(dtype, reduction):
                                rtol=eps, atol=tiny * eps)
 
 
+@pytest.mark.parametrize("dtype", _half_dtypes(), ids=str)
+def test_half_focal_and_asymmetric_losses(dtype):
+    """Half device arrays through both focusing losses: within one ulp of their dtype of
+    the CPU backend's results from the same halves."""
+    x, z, w = (a.astype(dtype) for a in random_inputs((5, 37), np.float32))
+    tiny, eps = (float(v) for v in (np.finfo(np.float16).tiny, np.finfo(np.float16).eps)) \
+        if dtype == np.float16 else (2.0 ** -126, 2.0 ** -7)
+    for fn, options in [(nx.sigmoid_focal_loss_and_grad, dict(gamma=2.5)),
+                        (nx.asymmetric_loss_and_grad, {})]:
+        expected, got = both(fn, x, z, w, reduction="none", **options)
+        for e, g in zip(expected, got, strict=True):
+            assert g.dtype == e.dtype == dtype
+            np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
+                                       rtol=eps, atol=tiny * eps)
+
+
 def test_inputs_are_never_modified_and_results_are_deterministic():
     x, z, w = random_inputs((5, 7), np.float32)
     dx, dz, dw = dev(x), dev(z), dev(w)

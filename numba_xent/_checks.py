@@ -1,5 +1,8 @@
 """Argument checks shared by the front ends: clear errors before any kernel runs."""
 
+import math
+import numbers
+
 import numpy as np
 
 from . import _half
@@ -44,6 +47,17 @@ def choice(name, value, options):
     """``value`` if it is one of the strings ``options``, else a ValueError."""
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def number(name, value, expected):
+    """``value`` as a finite float, else a TypeError (not a number: ``name`` must be
+    ``expected``) or a ValueError (not finite)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
     return value
 
 

@@ -19,12 +19,11 @@ the first time it is used.  ``reduction``, ``weights``, ``grad_output`` and the 
 are those of :mod:`numba_xent.general`.
 """
 
-from . import general
+from . import _checks, general
 from ._dispatch import backend
 from ._formulas import Asymmetric
 from ._runner import run
 from ._types import Array, ArrayLike
-from .focal import _number
 
 
 def asymmetric_loss(
@@ -86,13 +85,13 @@ def asymmetric_loss_and_grad(
 
 def _plan(pick, logits, targets, weights, gamma_neg, gamma_pos, clip, eps, reduction,
           **kwargs):
-    gammas = [_number(name, value, "a number") for name, value in
+    gammas = [_checks.number(name, value, "a number") for name, value in
               (("gamma_neg", gamma_neg), ("gamma_pos", gamma_pos))]
     for name, value in zip(("gamma_neg", "gamma_pos"), gammas):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}")
-    clip = 0.0 if clip is None else _number("clip", clip, "a number or None")
-    eps = _number("eps", eps, "a number")
+    clip = 0.0 if clip is None else _checks.number("clip", clip, "a number or None")
+    eps = _checks.number("eps", eps, "a number")
     if not 0 <= eps < 1:
         raise ValueError(f"eps must be in [0, 1), got {eps!r}")
     variant = Asymmetric(*gammas, max(clip, 0.0), eps)  # the reference: no clip unless > 0

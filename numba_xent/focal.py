@@ -22,10 +22,7 @@ Each ``(alpha, gamma)`` compiles a kernel of its own the first time it is used.
 :mod:`numba_xent.general`.
 """
 
-import math
-import numbers
-
-from . import general
+from . import _checks, general
 from ._dispatch import backend
 from ._formulas import PLAIN, Focal
 from ._runner import run
@@ -93,22 +90,13 @@ def sigmoid_focal_loss_and_grad(
 
 def _plan(pick, logits, targets, weights, alpha, gamma, pos_weight, label_smoothing,
           ignore_index, reduction, **kwargs):
-    alpha = None if alpha is None else _number("alpha", alpha, "a number or None")
+    alpha = None if alpha is None else _checks.number("alpha", alpha, "a number or None")
     if alpha is not None and alpha < 0:
         alpha = None  # torchvision: a negative alpha means no alpha factor
-    gamma = _number("gamma", gamma, "a number")
+    gamma = _checks.number("gamma", gamma, "a number")
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma!r}")
     variant = PLAIN if gamma == 0 and alpha is None else Focal(alpha, gamma)
     return general._plan(pick, logits, targets, weights, pos_weight, label_smoothing,
                          ignore_index, reduction, variant=variant, **kwargs)
 
-
-def _number(name, value, expected):
-    """``value`` as a finite float, else a TypeError (not a number) or ValueError."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be {expected}, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
